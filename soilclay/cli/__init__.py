@@ -1,0 +1,33 @@
+"""The ``soilclay`` command line: one sub-command per pipeline stage."""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+from soilclay.cli.db import db
+from soilclay.cli.demo import demo_world
+from soilclay.settings import Settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """soilclay: topsoil clay per parcel from Sentinel-1/2 bare-soil composites."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    ctx.obj = settings
+
+
+@main.command("settings")
+@click.pass_obj
+def show_settings(settings: Settings) -> None:
+    """Print the effective configuration (secrets masked)."""
+    for name, value in settings.describe().items():
+        click.echo(f"SOILCLAY_{name.upper():<18} {value}")
+
+
+main.add_command(db)
+main.add_command(demo_world)

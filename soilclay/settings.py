@@ -1,0 +1,71 @@
+"""One settings object, read from ``SOILCLAY_*`` environment variables.
+
+Library functions take the values they need as arguments; only entry points (CLI, DAGs) build a
+:class:`Settings`. Secrets (passwords inside URLs) are never printed: use :meth:`Settings.describe`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
+
+#: Where geometries are stored in PostGIS (WGS 84 longitude/latitude). Inputs in any CRS are
+#: reprojected to it; metric work happens in the data's projected CRS, not in the database.
+STORAGE_SRID = 4326
+
+DEFAULT_DATABASE_URL = "postgresql+psycopg:///soilclay?host=/var/run/postgresql"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Every field maps to ``SOILCLAY_<FIELD NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="SOILCLAY_", frozen=True, extra="ignore")
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        repr=False,
+        description="SQLAlchemy URL of the PostGIS database (psycopg 3 driver).",
+    )
+    store_url: str = Field(
+        "var/store",
+        description="Object store root for composites and reports: a local path or gs://bucket/prefix.",
+    )
+    model_base_path: str = Field(
+        "var/models",
+        description="TensorFlow Serving model base path ({base}/{version}/saved_model.pb): local or gs://.",
+    )
+    demo_dir: Path = Field(Path("var/demo"), description="Where `make demo` generates the demo world.")
+    log_level: str = Field("INFO", description="Python logging level for the CLI.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        url = make_url(value)
+        if not url.drivername.startswith("postgresql"):
+            raise ValueError(f"SOILCLAY_DATABASE_URL must be a postgresql URL, found driver {url.drivername!r}")
+        if url.drivername == "postgresql":
+            # Plain "postgresql://" would pick psycopg2, which is not installed: use psycopg 3.
+            value = url.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        allowed = {"DEBUG", "INFO", "WARNING", "ERROR"}
+        if value.upper() not in allowed:
+            raise ValueError(f"SOILCLAY_LOG_LEVEL must be one of {sorted(allowed)}, found {value!r}")
+        return value.upper()
+
+    @property
+    def safe_database_url(self) -> str:
+        """The database URL with any password masked, for logs and summaries."""
+        return make_url(self.database_url).render_as_string(hide_password=True)
+
+    def describe(self) -> dict[str, str]:
+        """Settings as printable strings, secrets masked."""
+        values = {name: str(getattr(self, name)) for name in type(self).model_fields}
+        values["database_url"] = self.safe_database_url
+        return values
