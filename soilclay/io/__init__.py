@@ -1,0 +1,1 @@
+"""Readers and writers at the edges: rasters (COG), object stores."""
