@@ -101,7 +101,7 @@ class Summary:
                  f"  scenes: {self.s2_scenes} Sentinel-2 L2A, {self.s1_scenes} Sentinel-1 GRD"
                  + (f" (new: {self.new_s2} S2, {self.new_s1} S1)" if self.new_s2 or self.new_s1 else "")]
         if self.mean_cloud_cover is not None:
-            lines.append(f"  mean cloud cover of the new Sentinel-2 scenes: {self.mean_cloud_cover:.0f} %")
+            lines.append(f"  mean cloud cover of the Sentinel-2 scenes rendered: {self.mean_cloud_cover:.0f} %")
         if self.parcels:
             lines.append(f"  parcels: {self.parcels:,} ({self.grassland} permanent grassland) -> parcels.gpkg")
             lo, med, hi = self.clay_range

@@ -1,0 +1,124 @@
+"""The schema keeps bad data out: each case is one bad row, and the error names the rule."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError, InternalError, ProgrammingError, DataError
+
+from tests.db import builders as b
+
+BAD = (IntegrityError, InternalError, ProgrammingError, DataError)
+
+
+@pytest.fixture
+def conn(engine):
+    """A connection whose work is rolled back after the test."""
+    with engine.connect() as c:
+        tx = c.begin()
+        yield c
+        tx.rollback()
+
+
+def _fails(conn, sql: str, params: dict | None = None, match: str = "") -> None:
+    sp = conn.begin_nested()
+    with pytest.raises(BAD, match=match):
+        conn.execute(text(sql), params or {})
+    sp.rollback()
+
+
+@pytest.mark.parametrize(("clay", "sand", "silt", "rule"), [
+    (101, None, None, "samples_clay_range"),
+    (-1, None, None, "samples_clay_range"),
+    (30, 120, 10, "samples_sand_range"),
+    (30, 50, 50, "samples_texture_sum"),
+])
+def test_samples_reject_out_of_range_texture(conn, clay, sand, silt, rule):
+    _fails(conn, "INSERT INTO soilclay.samples (source, point_id, geom, clay, sand, silt) VALUES "
+                 "('t', 'p', ST_SetSRID(ST_MakePoint(13, 52), 4326), :c, :s, :t)",
+           {"c": clay, "s": sand, "t": silt}, match=rule)
+
+
+def test_samples_accept_valid_row_and_dedupe_on_reload(conn):
+    sql = ("INSERT INTO soilclay.samples (source, point_id, geom, clay, sand, silt) VALUES "
+           "('t', 'p1', ST_SetSRID(ST_MakePoint(13, 52), 4326), 20, 50, 30)")
+    conn.execute(text(sql))
+    _fails(conn, sql, match="samples_point_unique")  # same point, no survey date: still one row
+
+
+def test_samples_reject_wrong_srid_and_bad_coordinates(conn):
+    _fails(conn, "INSERT INTO soilclay.samples (source, point_id, geom, clay) VALUES "
+                 "('t', 'p', ST_SetSRID(ST_MakePoint(361000, 5832000), 32633), 20)", match="SRID")
+    _fails(conn, "INSERT INTO soilclay.samples (source, point_id, geom, clay) VALUES "
+                 "('t', 'p', ST_SetSRID(ST_MakePoint(200, 52), 4326), 20)", match="samples_geom_valid")
+
+
+@pytest.mark.parametrize(("geom", "match"), [
+    ("SRID=4326;MULTIPOLYGON(((0 0,1 1,1 0,0 1,0 0)))", "parcels_geom_valid"),  # self-intersecting bow-tie
+    ("SRID=4326;MULTIPOLYGON EMPTY", "parcels_geom_valid"),
+    ("SRID=3857;MULTIPOLYGON(((0 0,1 0,1 1,0 0)))", "SRID"),
+    ("SRID=4326;LINESTRING(0 0,1 1)", "type"),  # not areal
+])
+def test_parcels_reject_bad_geometries(conn, geom, match):
+    _fails(conn, "INSERT INTO soilclay.parcels (parcel_id, geom, source_file) "
+                 "VALUES ('bad', ST_GeomFromEWKT(:g), 'x.gpkg')", {"g": geom}, match=match)
+
+
+def test_only_one_champion(conn):
+    b.model(conn, 1, "champion")
+    _fails(conn, "INSERT INTO soilclay.model_versions (version, status, artefact_uri, promoted_at) "
+                 "VALUES (2, 'champion', 'file:///m/2', now())", match="model_versions_one_champion")
+    _fails(conn, "INSERT INTO soilclay.model_versions (version, status, artefact_uri) "
+                 "VALUES (3, 'deployed', 'file:///m/3')", match="model_versions_status_known")
+
+
+def test_prediction_rules_and_idempotency_key(conn):
+    a = b.aoi(conn)
+    s2 = b.composite(conn, a)
+    s1 = b.composite(conn, a, sensor="sentinel-1")
+    r = b.run(conn)
+    p = b.parcel(conn)
+    m = b.model(conn, 1, "champion")
+    b.prediction(conn, p, m, s2, r)
+    # Same (parcel, model, S2, no S1) again: rejected, even though s1 is NULL in both.
+    sp = conn.begin_nested()
+    with pytest.raises(IntegrityError, match="parcel_predictions_unique"):
+        b.prediction(conn, p, m, s2, r)
+    sp.rollback()
+    b.prediction(conn, p, m, s2, r, s1=s1)  # a different composite combination is a new row
+    for kwargs, rule in [
+        (dict(clay=101.0, upper=101.0), "parcel_predictions_mean_range"),
+        (dict(clay=30.0, lower=35.0, upper=25.0), "parcel_predictions_interval_order"),
+        (dict(clay=None, lower=None, upper=None), "parcel_predictions_missing_flagged"),
+        (dict(pixels=-1), "parcel_predictions_pixels_nonneg"),
+    ]:
+        sp = conn.begin_nested()
+        with pytest.raises(IntegrityError, match=rule):
+            b.prediction(conn, b.parcel(conn, f"P-{rule}"), m, s2, r, **kwargs)
+        sp.rollback()
+    # No estimate, but the reason is given: accepted.
+    b.prediction(conn, b.parcel(conn, "P-small"), m, s2, r, clay=None, lower=None, upper=None,
+                 flags=["too_few_pixels"], pixels=1)
+
+
+def test_foreign_keys(conn):
+    _fails(conn, "INSERT INTO soilclay.composites (aoi_id, sensor, version, period_start, period_end, "
+                 "recipe_hash, recipe, inputs_hash, scene_count, backend, uri) VALUES (999999, 'sentinel-2', 1,"
+                 " '2022-01-01', '2022-12-31', '0123456789abcdef', '{}', '0123456789abcdef', 1, 'local', 'x')",
+           match="foreign key")
+
+
+def test_failed_run_needs_a_reason(conn):
+    _fails(conn, "INSERT INTO soilclay.pipeline_runs (run_id, stage, status) VALUES ('r', 'predict', 'failed')",
+           match="pipeline_runs_failure_has_reason")
+    conn.execute(text("INSERT INTO soilclay.pipeline_runs (run_id, stage, status, error) "
+                      "VALUES ('r', 'predict', 'failed', 'TF Serving unreachable')"))
+
+
+def test_composite_versions_are_unique_per_recipe_and_inputs(conn):
+    a = b.aoi(conn)
+    b.composite(conn, a, version=1)
+    _fails(conn, "INSERT INTO soilclay.composites (aoi_id, sensor, version, period_start, period_end, "
+                 "recipe_hash, recipe, inputs_hash, scene_count, backend, uri) VALUES (:a, 'sentinel-2', 2,"
+                 " '2022-01-01', '2024-12-31', '0000000000000001', '{}', '0000000000000065', 10, 'local', 'y')",
+           {"a": a}, match="composites_inputs_unique")

@@ -1,0 +1,81 @@
+"""The reader sees the view only; the writer writes data but not schema; the view shows the
+champion's estimate on the newest composite, one row per parcel."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import ProgrammingError
+
+from tests.db import builders as b
+
+
+@pytest.fixture
+def conn(engine):
+    with engine.connect() as c:
+        tx = c.begin()
+        yield c
+        tx.rollback()
+
+
+def _denied(conn, sql: str) -> None:
+    sp = conn.begin_nested()
+    with pytest.raises(ProgrammingError, match="permission denied"):
+        conn.execute(text(sql))
+    sp.rollback()
+
+
+@pytest.fixture
+def populated(conn):
+    """Two parcels; P1 has estimates from an old champion, the champion on two composites, and a
+    rejected candidate; P2 has none."""
+    a = b.aoi(conn)
+    c1, c2 = b.composite(conn, a, 1), b.composite(conn, a, 2)
+    r = b.run(conn)
+    b.parcel(conn, "P1")
+    b.parcel(conn, "P2", "SRID=4326;MULTIPOLYGON(((13 52,13.001 52,13.001 52.001,13 52.001,13 52)))")
+    b.model(conn, 1, "retired")
+    b.model(conn, 2, "champion")
+    b.model(conn, 3, "rejected")
+    b.prediction(conn, "P1", 1, c2, r, clay=11.0, lower=9.0, upper=13.0)
+    b.prediction(conn, "P1", 2, c1, r, clay=21.0, lower=19.0, upper=23.0)
+    b.prediction(conn, "P1", 2, c2, r, clay=22.0, lower=20.0, upper=24.0)
+    b.prediction(conn, "P1", 3, c2, r, clay=33.0, lower=30.0, upper=36.0)
+    return {"c2": c2}
+
+
+def test_view_shows_champion_on_newest_composite(conn, populated):
+    rows = conn.execute(text(
+        "SELECT parcel_id, clay, clay_lower, clay_upper, model_version, s2_composite_version, "
+        "ST_SRID(geom) AS srid FROM soilclay.parcel_clay_latest ORDER BY parcel_id")).mappings().all()
+    assert [r["parcel_id"] for r in rows] == ["P1", "P2"]
+    p1, p2 = rows
+    assert (p1["clay"], p1["clay_lower"], p1["clay_upper"]) == (22.0, 20.0, 24.0)
+    assert (p1["model_version"], p1["s2_composite_version"], p1["srid"]) == (2, 2, 4326)
+    assert p2["clay"] is None and p2["model_version"] is None
+
+
+def test_reader_reads_the_view_only_and_writes_nothing(conn, populated):
+    conn.execute(text("SET LOCAL ROLE soilclay_reader"))
+    n = conn.execute(text("SELECT count(*) FROM soilclay.parcel_clay_latest WHERE clay > 20")).scalar()
+    assert n == 1
+    for table in ("parcels", "parcel_predictions", "model_versions", "samples", "composites", "alembic_version"):
+        _denied(conn, f"SELECT * FROM soilclay.{table} LIMIT 1")
+    _denied(conn, "INSERT INTO soilclay.pipeline_runs (run_id, stage) VALUES ('x', 'predict')")
+    _denied(conn, "DELETE FROM soilclay.parcel_predictions")
+    _denied(conn, "UPDATE soilclay.parcels SET source_file = 'x'")
+    _denied(conn, "CREATE TABLE soilclay.sneaky (id int)")
+    _denied(conn, "CREATE TABLE public.sneaky (id int)")
+
+
+def test_writer_writes_rows_but_not_schema(conn, populated):
+    conn.execute(text("SET LOCAL ROLE soilclay_writer"))
+    conn.execute(text("INSERT INTO soilclay.pipeline_runs (run_id, stage) VALUES ('w-1', 'predict')"))
+    conn.execute(text("UPDATE soilclay.parcels SET source_file = 'reloaded.gpkg' WHERE parcel_id = 'P2'"))
+    assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_clay_latest")).scalar() == 2
+    _denied(conn, "UPDATE soilclay.alembic_version SET version_num = 'x'")
+    _denied(conn, "CREATE TABLE soilclay.sneaky (id int)")
+    sp = conn.begin_nested()
+    with pytest.raises(ProgrammingError, match="must be owner"):
+        conn.execute(text("DROP TABLE soilclay.parcel_predictions"))
+    sp.rollback()
