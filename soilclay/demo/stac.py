@@ -65,7 +65,7 @@ def s2_item(item_id: str, d: date, index: int, *, crs: str, bounds, transform10:
             shape10: tuple[int, int], cloud_cover: float) -> dict:
     geom, bbox = footprint(bounds, crs)
     acquired = _stamp(d, _S2_TIME)
-    transform20 = transform10 * Affine.scale(2)
+    transform20 = transform10 @ Affine.scale(2)
     shape20 = (shape10[0] // 2, shape10[1] // 2)
     assets: dict[str, dict] = {}
     for name, wl, common in zip(BANDS, WAVELENGTH_UM, COMMON_NAME, strict=True):

@@ -330,7 +330,7 @@ def _render_s2(state: WorldState, root: Path, index: int, d: date) -> list[float
     scene = optics.render_s2(rng, state.dry_soil, theta, green, dry, d.month)
     item_id = stac.s2_item_id(d, index)
     folder = _staging(root, stac.S2_COLLECTION, item_id)
-    t10, t20 = spec.transform, spec.transform * spec.transform.scale(2)
+    t10, t20 = spec.transform, spec.transform @ spec.transform.scale(2)
     for name, refl in scene.reflectance.items():
         write_cog(folder / f"{name}.tif", optics.to_dn(refl), transform=t10 if name in optics.BAND_10M else t20,
                   crs=CRS, nodata=0, descriptions=[name])
