@@ -5,13 +5,25 @@ from __future__ import annotations
 import logging
 
 import click
+from pydantic import ValidationError
 
 from soilclay.cli.db import db
 from soilclay.cli.demo import demo_world
+from soilclay.errors import SoilclayError
 from soilclay.settings import Settings
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """Turns soilclay's own errors into one clear line (exit code 1) instead of a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except (SoilclayError, ValidationError) as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """soilclay: topsoil clay per parcel from Sentinel-1/2 bare-soil composites."""

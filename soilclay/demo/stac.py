@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from pyproj import Transformer
 from rasterio.transform import Affine
@@ -37,7 +37,7 @@ def footprint(bounds: tuple[float, float, float, float], crs: str) -> tuple[dict
 
 
 def _stamp(d: date, t: time) -> datetime:
-    return datetime.combine(d, t, tzinfo=timezone.utc)
+    return datetime.combine(d, t, tzinfo=UTC)
 
 
 def _iso(dt: datetime) -> str:

@@ -126,7 +126,8 @@ def generate(out_dir: str | Path, *, size: str = "demo", seed: int = 42, n_sampl
     manifest = out_dir / MANIFEST
     if manifest.exists():
         existing = WorldSpec.from_json(json.loads(manifest.read_text())["spec"])
-        if (existing.size, existing.seed, existing.n_samples, existing.start) == (size, seed, spec.n_samples, spec.start):
+        same = (existing.size, existing.seed, existing.n_samples, existing.start)
+        if same == (size, seed, spec.n_samples, spec.start):
             return Summary(out_dir, existing, aoi_name(existing), 0, 0, skipped=True)
         raise BadInputError(f"{out_dir} holds another world (size {existing.size}, seed {existing.seed}, "
                             f"{existing.n_samples} samples): remove it or choose another --out")

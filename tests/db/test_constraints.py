@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, InternalError, ProgrammingError, DataError
+from sqlalchemy.exc import DataError, IntegrityError, InternalError, ProgrammingError
 
 from tests.db import builders as b
 

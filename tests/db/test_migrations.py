@@ -1,6 +1,6 @@
-from sqlalchemy import create_engine, inspect, text
-
 import pytest
+from alembic.util.exc import CommandError
+from sqlalchemy import create_engine, inspect, text
 
 from soilclay.db import migrate
 from soilclay.errors import SoilclayError
@@ -44,7 +44,7 @@ def test_view_and_indexes_exist(engine):
 
 def test_failed_migration_leaves_database_unchanged(db_factory):
     url = db_factory()
-    with pytest.raises(Exception):
+    with pytest.raises(CommandError, match="no-such-revision"):
         migrate.upgrade(url, "no-such-revision")
     assert "parcels" not in _tables(url)
 

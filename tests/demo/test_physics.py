@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from soilclay.demo.fields import soil_fields
-from soilclay.demo.optics import I_B11, I_B12, b12_b11_ratio, dry_soil_reflectance
+from soilclay.demo.optics import I_B11, b12_b11_ratio, dry_soil_reflectance
 from soilclay.demo.spec import WorldSpec, preset
 from soilclay.demo.weather import pixel_moisture
 from soilclay.errors import BadInputError

@@ -1,0 +1,3 @@
+from soilclay.cli import main
+
+main()
