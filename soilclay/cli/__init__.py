@@ -29,7 +29,8 @@ def main(ctx: click.Context) -> None:
     """soilclay: topsoil clay per parcel from Sentinel-1/2 bare-soil composites."""
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    for noisy in ("alembic", "pyogrio", "rasterio", "google", "urllib3"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = settings
 
 

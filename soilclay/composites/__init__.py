@@ -1,0 +1,1 @@
+"""Bare-soil Sentinel-2 and Sentinel-1 composites: one recipe, two backends (local, Earth Engine)."""
