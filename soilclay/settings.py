@@ -38,6 +38,14 @@ class Settings(BaseSettings):
         description="TensorFlow Serving model base path ({base}/{version}/saved_model.pb): local or gs://.",
     )
     demo_dir: Path = Field(Path("var/demo"), description="Where `make demo` generates the demo world.")
+    scene_archive: str = Field(
+        "var/demo/scenes",
+        description="Local scene source: a directory of STAC Item JSON files (the demo world's scenes/).",
+    )
+    work_dir: Path = Field(Path("var/work"), description="Scratch space for intermediate files.")
+    ee_project: str = Field("", description="Google Cloud project for Earth Engine (required by that backend).")
+    ee_service_account: str = Field("", description="Earth Engine service-account e-mail (else default credentials).")
+    ee_key_file: str = Field("", repr=False, description="Path of the service account's JSON key file.")
     log_level: str = Field("INFO", description="Python logging level for the CLI.")
 
     @field_validator("database_url")

@@ -7,8 +7,11 @@ import logging
 import click
 from pydantic import ValidationError
 
+from soilclay.cli.aoi import aoi
+from soilclay.cli.composites import composites
 from soilclay.cli.db import db
 from soilclay.cli.demo import demo_world
+from soilclay.cli.scenes import scenes
 from soilclay.errors import SoilclayError
 from soilclay.settings import Settings
 
@@ -43,4 +46,7 @@ def show_settings(settings: Settings) -> None:
 
 
 main.add_command(db)
+main.add_command(aoi)
+main.add_command(scenes)
+main.add_command(composites)
 main.add_command(demo_world)

@@ -1,0 +1,56 @@
+"""``soilclay aoi``: register and list areas of interest."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from sqlalchemy import text
+
+from soilclay.settings import Settings
+
+
+@click.group()
+def aoi() -> None:
+    """Areas of interest."""
+
+
+@aoi.command("add")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--name", default=None, help="AOI name (default: the file's 'name' property).")
+@click.option("--grid-crs", default=None, help="Target grid CRS, e.g. EPSG:32633 (default: the file's 'grid_crs').")
+@click.pass_obj
+def add(settings: Settings, file: Path, name: str | None, grid_crs: str | None) -> None:
+    """Register (or update) an AOI from a GeoJSON/GeoPackage/Shapefile polygon."""
+    from soilclay.db.aois import read_aoi_file, register_aoi
+    from soilclay.db.engine import make_engine
+    from soilclay.errors import BadInputError
+
+    geometry, props = read_aoi_file(file)
+    name = name or props.get("name")
+    grid_crs = grid_crs or props.get("grid_crs")
+    if not name or not grid_crs:
+        raise BadInputError(f"{file}: give --name and --grid-crs (the file has name={name!r}, grid_crs={grid_crs!r})")
+    engine = make_engine(settings.database_url)
+    registered = register_aoi(engine, name, geometry, grid_crs, props.get("description"))
+    engine.dispose()
+    click.echo(f"AOI {registered.name} registered (id {registered.aoi_id}, grid {registered.grid_crs})")
+
+
+@aoi.command("list")
+@click.pass_obj
+def list_aois(settings: Settings) -> None:
+    """List registered AOIs with their area and scene counts."""
+    from soilclay.db.engine import make_engine
+
+    engine = make_engine(settings.database_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT a.name, a.grid_crs, round((ST_Area(a.geom::geography) / 1e6)::numeric, 1) AS km2, "
+            "count(s.scene_id) AS scenes FROM soilclay.aois a LEFT JOIN soilclay.scenes s USING (aoi_id) "
+            "GROUP BY a.aoi_id ORDER BY a.name")).all()
+    engine.dispose()
+    for r in rows:
+        click.echo(f"{r.name:<20} {r.grid_crs:<12} {r.km2:>8} km2  {r.scenes:>6} scenes")
+    if not rows:
+        click.echo("no AOIs registered (soilclay aoi add FILE)")

@@ -1,0 +1,338 @@
+"""Local backend: the recipe computed with numpy, tile by tile, from a STAC scene archive.
+
+Peak memory depends on the tile size and the number of observations, not on the AOI: each tile
+holds its bare-soil observations (uint16 DN) for all scenes, reduces them, and is written out.
+Bad scenes (missing asset or file, unreadable or truncated GeoTIFF, unexpected CRS, no clear
+pixel over the AOI) are skipped with a reason naming the Item and asset; the composite is built
+from the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import resource
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import rasterio
+import rasterio.shutil
+from rasterio.enums import Resampling
+from rasterio.errors import RasterioError
+from rasterio.windows import Window, from_bounds
+from tqdm import tqdm
+
+from soilclay.composites import maths
+from soilclay.composites.grid import TargetGrid
+from soilclay.composites.recipe import S1_BANDS, S2_BANDS, S2_COUNT_BANDS, Recipe, S1Recipe, S2Recipe
+from soilclay.errors import BadInputError
+from soilclay.scenes.types import SceneRef
+
+log = logging.getLogger(__name__)
+_TEN_M = ("B02", "B03", "B04", "B08")
+_MASK_BANDS = ("B04", "B08", "B11", "B12")
+
+
+Reader = Callable[[str, TargetGrid, Window, str, str], np.ndarray]
+
+
+class SceneProblem(Exception):
+    """A scene cannot be used; the message names the Item and asset."""
+
+    def __init__(self, scene_id: str, message: str) -> None:
+        super().__init__(message)
+        self.scene_id = scene_id
+
+
+@dataclass
+class LocalResult:
+    path: Path  # the COG, in a local working directory
+    used: list[str]  # scene ids that went into the composite
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (scene id, reason)
+
+
+def _asset_hrefs(scene: SceneRef, keys: tuple[str, ...]) -> dict[str, str]:
+    try:
+        item = json.loads(Path(scene.href).read_text())
+    except (OSError, ValueError) as exc:
+        raise SceneProblem(scene.scene_id, f"Item {scene.href} unreadable: {exc}") from exc
+    assets = item.get("assets", {})
+    out = {}
+    for key in keys:
+        if key not in assets:
+            raise SceneProblem(scene.scene_id, f"asset {key} missing from Item {scene.scene_id}")
+        href = assets[key]["href"]
+        if "://" not in href and not href.startswith("/"):
+            href = str((Path(scene.href).parent / href).resolve())
+        out[key] = href
+    return out
+
+
+class DatasetCache:
+    """Open rasterio datasets, least recently used closed first. A tile loop reads every scene for
+    every tile; opening each file once per build instead of once per tile is most of the speed."""
+
+    def __init__(self, capacity: int | None = None) -> None:
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        self.capacity = capacity or max(16, min(4096, soft // 2))
+        self._open: OrderedDict[str, rasterio.io.DatasetReader] = OrderedDict()
+
+    def get(self, href: str) -> rasterio.io.DatasetReader:
+        src = self._open.pop(href, None)
+        if src is None:
+            src = rasterio.open(href)
+            while len(self._open) >= self.capacity:
+                self._open.popitem(last=False)[1].close()
+        self._open[href] = src
+        return src
+
+    def close(self) -> None:
+        for src in self._open.values():
+            src.close()
+        self._open.clear()
+
+
+def _check(scene: SceneRef, key: str, href: str, grid: TargetGrid, cache: DatasetCache) -> None:
+    if "://" not in href and not Path(href).exists():
+        raise SceneProblem(scene.scene_id, f"asset {key} of {scene.scene_id}: file missing ({href})")
+    try:
+        src = cache.get(href)
+    except RasterioError as exc:
+        raise SceneProblem(scene.scene_id, f"asset {key} of {scene.scene_id}: unreadable GeoTIFF ({exc})") from exc
+    crs = src.crs.to_string() if src.crs else None
+    if crs != grid.crs:
+        raise SceneProblem(scene.scene_id,
+                           f"asset {key} of {scene.scene_id}: unexpected CRS {crs} (expected {grid.crs})")
+
+
+def read_window(cache: DatasetCache, href: str, grid: TargetGrid, window: Window, *, scene: str = "",
+                key: str = "") -> np.ndarray:
+    """The asset's values on ``window`` of the target grid (nearest neighbour), float32, NaN for nodata
+    and outside the asset."""
+    h, w = int(window.height), int(window.width)
+    out = np.full((h, w), np.nan, np.float32)
+    try:
+        src = cache.get(href)
+        src_win = from_bounds(*grid.bounds(window), transform=src.transform)
+        if not rasterio.windows.intersect(src_win, Window(0, 0, src.width, src.height)):
+            return out
+        inter = src_win.intersection(Window(0, 0, src.width, src.height))
+        sy, sx = h / src_win.height, w / src_win.width
+        r0 = int(round((inter.row_off - src_win.row_off) * sy))
+        c0 = int(round((inter.col_off - src_win.col_off) * sx))
+        dh, dw = int(round(inter.height * sy)), int(round(inter.width * sx))
+        if dh <= 0 or dw <= 0:
+            return out
+        data = src.read(1, window=inter, out_shape=(dh, dw), resampling=Resampling.nearest).astype(np.float32)
+    except RasterioError as exc:
+        raise SceneProblem(scene, f"asset {key} of {scene}: read failed ({exc})") from exc
+    if src.nodata is not None and not np.isnan(src.nodata):
+        data[data == src.nodata] = np.nan
+    out[r0:r0 + dh, c0:c0 + dw] = data
+    return out
+
+
+class LocalBackend:
+    """Computes a recipe's composites from local (or GDAL-readable) scene assets."""
+
+    #: GDAL's block cache (MB). Its default, 5 % of RAM, would grow with the number of open scenes.
+    GDAL_CACHE_MB = 256
+
+    def __init__(self, workdir: Path, progress: bool = False) -> None:
+        self.workdir = Path(workdir)
+        self.progress = progress
+        self.cache = DatasetCache()
+
+    def read(self, href: str, grid: TargetGrid, window: Window, scene: str, key: str) -> np.ndarray:
+        return read_window(self.cache, href, grid, window, scene=scene, key=key)
+
+    # -- shared scaffolding -----------------------------------------------------------------------
+    def _usable(self, scenes: list[SceneRef], keys: tuple[str, ...], grid: TargetGrid,
+                extra: Callable[[SceneRef, dict[str, str]], None] | None = None,
+                ) -> tuple[list[tuple[SceneRef, dict[str, str]]], list[tuple[str, str]]]:
+        usable, skipped = [], []
+        for scene in scenes:
+            try:
+                hrefs = _asset_hrefs(scene, keys)
+                for key, href in hrefs.items():
+                    _check(scene, key, href, grid, self.cache)
+                if extra is not None:
+                    extra(scene, hrefs)
+                usable.append((scene, hrefs))
+            except SceneProblem as exc:
+                skipped.append((scene.scene_id, str(exc)))
+                log.warning("skipped scene: %s", exc)
+        return usable, skipped
+
+    def _write(self, name: str, grid: TargetGrid, bands: tuple[str, ...],
+               fill: Callable[[int, Window], dict[str, np.ndarray]], tile: int) -> Path:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        staging = self.workdir / f".{name}.staging.tif"
+        final = self.workdir / f"{name}.tif"
+        profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=len(bands), dtype="float32",
+                       crs=grid.crs, transform=grid.transform, nodata=np.nan, tiled=True,
+                       blockxsize=256, blockysize=256, compress="ZSTD", predictor=3, BIGTIFF="IF_SAFER")
+        windows = list(grid.tiles(tile))
+        with rasterio.open(staging, "w", **profile) as dst:
+            for i, band in enumerate(bands, start=1):
+                dst.set_band_description(i, band)
+            for i, window in enumerate(tqdm(windows, desc=f"{name}: tiles", unit="tile", disable=not self.progress)):
+                values = fill(i, window)
+                dst.write(np.stack([values[b] for b in bands]).astype(np.float32), window=window)
+        rasterio.shutil.copy(staging, final, driver="COG", compress="ZSTD", predictor="YES", level=6,
+                             blocksize=512, overview_resampling="average", num_threads=1)
+        staging.unlink()
+        return final
+
+    # -- Sentinel-2 ----------------------------------------------------------------------------------
+    def s2(self, recipe: Recipe, grid: TargetGrid, scenes: list[SceneRef], name: str) -> LocalResult:
+        """Sentinel-2 bare-soil composite of ``scenes`` on ``grid``, written to ``{workdir}/{name}.tif``."""
+        with rasterio.Env(GDAL_CACHEMAX=self.GDAL_CACHE_MB, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            try:
+                return self._s2(recipe, grid, scenes, name)
+            finally:
+                self.cache.close()
+
+    def s1(self, recipe: Recipe, grid: TargetGrid, scenes: list[SceneRef], name: str) -> LocalResult:
+        """Sentinel-1 median-dB composite of ``scenes`` on ``grid``, written to ``{workdir}/{name}.tif``."""
+        with rasterio.Env(GDAL_CACHEMAX=self.GDAL_CACHE_MB, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+            try:
+                return self._s1(recipe, grid, scenes, name)
+            finally:
+                self.cache.close()
+
+    def _s2(self, recipe: Recipe, grid: TargetGrid, scenes: list[SceneRef], name: str) -> LocalResult:
+        params = recipe.s2
+        if params is None:
+            raise BadInputError(f"recipe for {recipe.aoi} has no s2 part")
+        keys = S2_BANDS + ("SCL",) + (("CLD",) if params.cloud_probability_max is not None else ())
+        candidates, skipped = [], []
+        for s in scenes:
+            if s.cloud_cover is not None and s.cloud_cover > params.max_scene_cloud_cover:
+                skipped.append((s.scene_id, f"cloud cover {s.cloud_cover:.0f} % above the recipe's "
+                                            f"{params.max_scene_cloud_cover:.0f} %"))
+            else:
+                candidates.append(s)
+        windows = list(grid.tiles(recipe.tile_size))
+        clear_tiles: dict[str, set[int]] = {}
+
+        def any_clear(scene: SceneRef, hrefs: dict[str, str]) -> None:
+            # One pass over the AOI's SCL: drops all-cloud scenes and remembers which tiles have clear sky.
+            tiles = set()
+            for i, window in enumerate(windows):
+                scl = self.read(hrefs["SCL"], grid, window, scene.scene_id, "SCL")
+                if np.isin(scl, params.scl_keep).any():
+                    tiles.add(i)
+            if not tiles:
+                raise SceneProblem(scene.scene_id,
+                                   f"{scene.scene_id}: no clear pixel over the AOI (SCL all cloud/shadow/nodata)")
+            clear_tiles[scene.scene_id] = tiles
+
+        while True:
+            usable, bad = self._usable(candidates, keys, grid, any_clear)
+            try:
+                path = self._write(name, grid, S2_BANDS + S2_COUNT_BANDS,
+                                   lambda i, w: _s2_tile(self.read, usable, clear_tiles, i, grid, w, params), recipe.tile_size)
+                break
+            except SceneProblem as exc:  # a block unreadable deep inside a file: drop the scene, start over
+                log.warning("restarting without %s: %s", exc.scene_id, exc)
+                candidates = [s for s in candidates if s.scene_id != exc.scene_id]
+                skipped.append((exc.scene_id, str(exc)))
+        return LocalResult(path, [s.scene_id for s, _ in usable], skipped + bad)
+
+    # -- Sentinel-1 ----------------------------------------------------------------------------------
+    def _s1(self, recipe: Recipe, grid: TargetGrid, scenes: list[SceneRef], name: str) -> LocalResult:
+        params = recipe.s1
+        if params is None:
+            raise BadInputError(f"recipe for {recipe.aoi} has no s1 part")
+        candidates, skipped = [], []
+        for s in scenes:
+            if params.orbit_pass != "both" and s.orbit_state != params.orbit_pass:
+                continue  # not part of this recipe at all
+            if s.properties.get("s1:scale", "linear") != "linear":
+                skipped.append((s.scene_id, f"backscatter scale {s.properties['s1:scale']!r}, expected 'linear'"))
+                continue
+            candidates.append(s)
+        while True:
+            usable, bad = self._usable(candidates, ("vv", "vh"), grid)
+            try:
+                path = self._write(name, grid, S1_BANDS, lambda i, w: _s1_tile(self.read, usable, grid, w, params),
+                                   recipe.tile_size)
+                break
+            except SceneProblem as exc:
+                log.warning("restarting without %s: %s", exc.scene_id, exc)
+                candidates = [s for s in candidates if s.scene_id != exc.scene_id]
+                skipped.append((exc.scene_id, str(exc)))
+        return LocalResult(path, [s.scene_id for s, _ in usable], skipped + bad)
+
+
+def _s2_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], clear_tiles: dict[str, set[int]], tile_index: int,
+             grid: TargetGrid, window: Window, params: S2Recipe) -> dict[str, np.ndarray]:
+    h, w = int(window.height), int(window.width)
+    valid_count = np.zeros((h, w), np.int32)
+    bare_count = np.zeros((h, w), np.int32)
+    observations: list[np.ndarray] = []  # (10, h, w) uint16 DN, 0 where not bare
+    for scene, hrefs in usable:
+        if tile_index not in clear_tiles.get(scene.scene_id, ()):
+            continue
+        sid = scene.scene_id
+        scl = read(hrefs["SCL"], grid, window, sid, "SCL")
+        cld = read(hrefs["CLD"], grid, window, sid, "CLD") if "CLD" in hrefs else None
+        clear = maths.s2_clear(scl, params, cld)
+        if not clear.any():
+            continue
+        mask_bands = {b: read(hrefs[b], grid, window, sid, b) for b in _MASK_BANDS}
+        valid = clear & np.all([~np.isnan(a) for a in mask_bands.values()], axis=0)
+        bare = valid & maths.s2_bare(mask_bands["B04"], mask_bands["B08"], mask_bands["B11"], mask_bands["B12"],
+                                     params)
+        valid_count += valid
+        bare_count += bare
+        if not bare.any():
+            continue
+        obs = np.zeros((len(S2_BANDS), h, w), np.uint16)
+        for i, band in enumerate(S2_BANDS):
+            values = mask_bands.get(band)
+            if values is None:
+                values = read(hrefs[band], grid, window, sid, band)
+            keep = bare & ~np.isnan(values)
+            obs[i][keep] = values[keep]
+        observations.append(obs)
+    out: dict[str, np.ndarray] = {}
+    enough = bare_count >= params.min_bare_count
+    if observations:
+        stack = np.stack(observations)  # (T, 10, h, w)
+        for i, band in enumerate(S2_BANDS):
+            values = stack[:, i].astype(np.float32)
+            values[values == 0] = np.nan
+            stat, _ = maths.reduce_time(values, params.statistic)
+            out[band] = np.where(enough, stat, np.nan)
+    else:
+        for band in S2_BANDS:
+            out[band] = np.full((h, w), np.nan, np.float32)
+    out["bare_count"] = bare_count.astype(np.float32)
+    out["valid_count"] = valid_count.astype(np.float32)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["bare_frequency"] = np.where(valid_count > 0, bare_count / np.maximum(valid_count, 1), np.nan)
+    return out
+
+
+def _s1_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], grid: TargetGrid, window: Window,
+             params: S1Recipe) -> dict[str, np.ndarray]:
+    h, w = int(window.height), int(window.width)
+    halo = params.speckle_size // 2 if params.speckle_filter != "none" else 0
+    padded = Window(window.col_off - halo, window.row_off - halo, w + 2 * halo, h + 2 * halo)
+    stacks: dict[str, list[np.ndarray]] = {"vv": [], "vh": []}
+    for scene, hrefs in usable:
+        for pol in ("vv", "vh"):
+            raw = read(hrefs[pol], grid, padded, scene.scene_id, pol)
+            db = maths.s1_prepare(raw, params)
+            stacks[pol].append(db[halo:halo + h, halo:halo + w])
+    if not usable:
+        empty = np.full((h, w), np.nan, np.float32)
+        return {"VV": empty, "VH": empty, "VV_VH": empty, "count": np.zeros((h, w), np.float32)}
+    vv, count = maths.reduce_time(np.stack(stacks["vv"]), "median")
+    vh, _ = maths.reduce_time(np.stack(stacks["vh"]), "median")
+    return {"VV": vv, "VH": vh, "VV_VH": vv - vh, "count": count.astype(np.float32)}
