@@ -49,9 +49,9 @@ def build(settings: Settings, aoi_name: str, backend: str, sensor: str, recipe_f
     store = open_store(settings.store_url)
     remote = None
     if backend == "earthengine":
-        from soilclay.composites.earthengine import EarthEngineCompositeBackend
+        from soilclay.composites.earthengine import EarthEngineBackend
 
-        remote = EarthEngineCompositeBackend.from_settings(settings)
+        remote = EarthEngineBackend.from_settings(settings)
     sensors = SENSORS if sensor == "all" else (sensor,)
     refresh_date: date | None = refresh.date() if refresh else None
     with recorded_run(engine, "composite", aoi_id=aoi.aoi_id,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import tempfile
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
@@ -69,7 +69,7 @@ def default_recipe(aoi: Aoi, years: int = 3) -> Recipe:
 
 def newest_acquisition(conn: Connection, aoi_id: int) -> date | None:
     value = conn.execute(text("SELECT max(acquired_at) FROM soilclay.scenes WHERE aoi_id = :a"), {"a": aoi_id}).scalar()
-    return value.astimezone(timezone.utc).date() if value else None
+    return value.astimezone(UTC).date() if value else None
 
 
 def scenes_in_window(conn: Connection, aoi_id: int, collection: str, start: date, end: date,
@@ -79,8 +79,8 @@ def scenes_in_window(conn: Connection, aoi_id: int, collection: str, start: date
         "FROM soilclay.scenes WHERE aoi_id = :a AND collection = :c AND source = ANY(:src) "
         "AND acquired_at >= :s AND acquired_at < :e ORDER BY acquired_at, scene_id"),
         {"a": aoi_id, "c": collection, "src": list(sources),
-         "s": datetime.combine(start, datetime.min.time(), timezone.utc),
-         "e": datetime.combine(end + timedelta(days=1), datetime.min.time(), timezone.utc)}).mappings()
+         "s": datetime.combine(start, datetime.min.time(), UTC),
+         "e": datetime.combine(end + timedelta(days=1), datetime.min.time(), UTC)}).mappings()
     return [SceneRef(scene_id=r["scene_id"], collection=r["collection"], platform=r["platform"],
                      acquired_at=r["acquired_at"], source=r["source"], href=r["href"] or "",
                      published_at=r["published_at"], cloud_cover=r["cloud_cover"],
@@ -155,7 +155,8 @@ def build_composites(engine: Engine, *, aoi_name: str, store: Store, recipe: Rec
         if backend == "local":
             uri, used, skipped = _build_local(recipe, sensor, grid, scenes, name, key, store, workdir, progress)
         else:
-            uri, used, skipped = remote.build(recipe, sensor, aoi, period, name), len(scenes), []  # type: ignore[union-attr]
+            assert remote is not None
+            uri, used, skipped = remote.build(recipe, sensor, aoi, period, key.removesuffix(".tif")), len(scenes), []
         row, created = register_composite(engine, aoi=aoi, sensor=sensor, recipe=recipe, ih=ih, period=period,
                                           scene_count=used, skipped=len(skipped), backend=backend, uri=uri,
                                           run_id=run_id)
@@ -170,7 +171,8 @@ def _build_local(recipe: Recipe, sensor: str, grid: TargetGrid, scenes: list[Sce
 
     with tempfile.TemporaryDirectory(prefix="soilclay-composite-", dir=workdir) as tmp:
         local = LocalBackend(Path(tmp), progress=progress)
-        result = local.s2(recipe, grid, scenes, name) if sensor == "sentinel-2" else local.s1(recipe, grid, scenes, name)
+        build = local.s2 if sensor == "sentinel-2" else local.s1
+        result = build(recipe, grid, scenes, name)
         if not result.used:
             reasons = "; ".join(f"{sid}: {why}" for sid, why in result.skipped[:5])
             raise BadInputError(f"no usable {sensor} scenes for {recipe.aoi} ({len(scenes)} listed): {reasons}")

@@ -7,12 +7,13 @@ import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import numpy as np
+import shapely
 from pyproj import Transformer
 from rasterio.transform import Affine, from_origin
 from rasterio.windows import Window
 from rasterio.windows import bounds as window_bounds
 from shapely.geometry import shape
-from shapely.ops import transform as reproject
 
 from soilclay.composites.recipe import Grid
 
@@ -27,8 +28,9 @@ class TargetGrid:
     @classmethod
     def for_aoi(cls, aoi_geometry: dict, grid: Grid) -> TargetGrid:
         """Snap the AOI (GeoJSON in EPSG:4326) to whole pixels of ``grid`` (outward)."""
-        to_grid = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True).transform
-        xmin, ymin, xmax, ymax = reproject(to_grid, shape(aoi_geometry)).bounds
+        to_grid = Transformer.from_crs("EPSG:4326", grid.crs, always_xy=True)
+        projected = shapely.transform(shape(aoi_geometry), lambda xy: np.column_stack(to_grid.transform(*xy.T)))
+        xmin, ymin, xmax, ymax = projected.bounds
         res = grid.resolution
         # Snap outward, but forgive a quarter pixel: an AOI drawn on the grid and stored in lon/lat comes
         # back with edges bowed by the reprojection, and should land on the same grid.

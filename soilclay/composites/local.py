@@ -1,7 +1,8 @@
 """Local backend: the recipe computed with numpy, tile by tile, from a STAC scene archive.
 
-Peak memory depends on the tile size and the number of observations, not on the AOI: each tile
-holds its bare-soil observations (uint16 DN) for all scenes, reduces them, and is written out.
+Peak memory depends on the tile size and the number of observations, not on the AOI: a tile
+keeps one bare mask per scene and one band's observations at a time, reduces them, and is
+written out before the next tile starts.
 Bad scenes (missing asset or file, unreadable or truncated GeoTIFF, unexpected CRS, no clear
 pixel over the AOI) are skipped with a reason naming the Item and asset; the composite is built
 from the rest.
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import resource
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,68 +70,49 @@ def _asset_hrefs(scene: SceneRef, keys: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-class DatasetCache:
-    """Open rasterio datasets, least recently used closed first. A tile loop reads every scene for
-    every tile; opening each file once per build instead of once per tile is most of the speed."""
-
-    def __init__(self, capacity: int | None = None) -> None:
-        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-        self.capacity = capacity or max(16, min(4096, soft // 2))
-        self._open: OrderedDict[str, rasterio.io.DatasetReader] = OrderedDict()
-
-    def get(self, href: str) -> rasterio.io.DatasetReader:
-        src = self._open.pop(href, None)
-        if src is None:
-            src = rasterio.open(href)
-            while len(self._open) >= self.capacity:
-                self._open.popitem(last=False)[1].close()
-        self._open[href] = src
-        return src
-
-    def close(self) -> None:
-        for src in self._open.values():
-            src.close()
-        self._open.clear()
-
-
-def _check(scene: SceneRef, key: str, href: str, grid: TargetGrid, cache: DatasetCache) -> None:
+def _check(scene: SceneRef, key: str, href: str, grid: TargetGrid) -> None:
     if "://" not in href and not Path(href).exists():
         raise SceneProblem(scene.scene_id, f"asset {key} of {scene.scene_id}: file missing ({href})")
     try:
-        src = cache.get(href)
+        with rasterio.open(href) as src:
+            crs = src.crs.to_string() if src.crs else None
     except RasterioError as exc:
         raise SceneProblem(scene.scene_id, f"asset {key} of {scene.scene_id}: unreadable GeoTIFF ({exc})") from exc
-    crs = src.crs.to_string() if src.crs else None
     if crs != grid.crs:
         raise SceneProblem(scene.scene_id,
                            f"asset {key} of {scene.scene_id}: unexpected CRS {crs} (expected {grid.crs})")
 
 
-def read_window(cache: DatasetCache, href: str, grid: TargetGrid, window: Window, *, scene: str = "",
-                key: str = "") -> np.ndarray:
-    """The asset's values on ``window`` of the target grid (nearest neighbour), float32, NaN for nodata
-    and outside the asset."""
+def _read_from(src: rasterio.io.DatasetReader, grid: TargetGrid, window: Window) -> np.ndarray:
     h, w = int(window.height), int(window.width)
     out = np.full((h, w), np.nan, np.float32)
-    try:
-        src = cache.get(href)
-        src_win = from_bounds(*grid.bounds(window), transform=src.transform)
-        if not rasterio.windows.intersect(src_win, Window(0, 0, src.width, src.height)):
-            return out
-        inter = src_win.intersection(Window(0, 0, src.width, src.height))
-        sy, sx = h / src_win.height, w / src_win.width
-        r0 = int(round((inter.row_off - src_win.row_off) * sy))
-        c0 = int(round((inter.col_off - src_win.col_off) * sx))
-        dh, dw = int(round(inter.height * sy)), int(round(inter.width * sx))
-        if dh <= 0 or dw <= 0:
-            return out
-        data = src.read(1, window=inter, out_shape=(dh, dw), resampling=Resampling.nearest).astype(np.float32)
-    except RasterioError as exc:
-        raise SceneProblem(scene, f"asset {key} of {scene}: read failed ({exc})") from exc
+    src_win = from_bounds(*grid.bounds(window), transform=src.transform)
+    full = Window(0, 0, src.width, src.height)
+    if not rasterio.windows.intersect(src_win, full):
+        return out
+    inter = src_win.intersection(full)
+    sy, sx = h / src_win.height, w / src_win.width
+    r0 = int(round((inter.row_off - src_win.row_off) * sy))
+    c0 = int(round((inter.col_off - src_win.col_off) * sx))
+    dh, dw = int(round(inter.height * sy)), int(round(inter.width * sx))
+    if dh <= 0 or dw <= 0:
+        return out
+    data = src.read(1, window=inter, out_shape=(dh, dw), resampling=Resampling.nearest).astype(np.float32)
     if src.nodata is not None and not np.isnan(src.nodata):
         data[data == src.nodata] = np.nan
     out[r0:r0 + dh, c0:c0 + dw] = data
     return out
+
+
+def read_window(href: str, grid: TargetGrid, window: Window, scene: str = "", key: str = "") -> np.ndarray:
+    """The asset's values on ``window`` of the target grid (nearest neighbour), float32, NaN for nodata
+    and outside the asset. Files are opened per read: holding thousands of scenes open costs more
+    memory (a tile buffer each) than reopening costs time."""
+    try:
+        with rasterio.open(href) as src:
+            return _read_from(src, grid, window)
+    except RasterioError as exc:
+        raise SceneProblem(scene, f"asset {key} of {scene}: read failed ({exc})") from exc
 
 
 class LocalBackend:
@@ -144,10 +124,6 @@ class LocalBackend:
     def __init__(self, workdir: Path, progress: bool = False) -> None:
         self.workdir = Path(workdir)
         self.progress = progress
-        self.cache = DatasetCache()
-
-    def read(self, href: str, grid: TargetGrid, window: Window, scene: str, key: str) -> np.ndarray:
-        return read_window(self.cache, href, grid, window, scene=scene, key=key)
 
     # -- shared scaffolding -----------------------------------------------------------------------
     def _usable(self, scenes: list[SceneRef], keys: tuple[str, ...], grid: TargetGrid,
@@ -158,7 +134,7 @@ class LocalBackend:
             try:
                 hrefs = _asset_hrefs(scene, keys)
                 for key, href in hrefs.items():
-                    _check(scene, key, href, grid, self.cache)
+                    _check(scene, key, href, grid)
                 if extra is not None:
                     extra(scene, hrefs)
                 usable.append((scene, hrefs))
@@ -191,18 +167,12 @@ class LocalBackend:
     def s2(self, recipe: Recipe, grid: TargetGrid, scenes: list[SceneRef], name: str) -> LocalResult:
         """Sentinel-2 bare-soil composite of ``scenes`` on ``grid``, written to ``{workdir}/{name}.tif``."""
         with rasterio.Env(GDAL_CACHEMAX=self.GDAL_CACHE_MB, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            try:
-                return self._s2(recipe, grid, scenes, name)
-            finally:
-                self.cache.close()
+            return self._s2(recipe, grid, scenes, name)
 
     def s1(self, recipe: Recipe, grid: TargetGrid, scenes: list[SceneRef], name: str) -> LocalResult:
         """Sentinel-1 median-dB composite of ``scenes`` on ``grid``, written to ``{workdir}/{name}.tif``."""
         with rasterio.Env(GDAL_CACHEMAX=self.GDAL_CACHE_MB, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
-            try:
-                return self._s1(recipe, grid, scenes, name)
-            finally:
-                self.cache.close()
+            return self._s1(recipe, grid, scenes, name)
 
     def _s2(self, recipe: Recipe, grid: TargetGrid, scenes: list[SceneRef], name: str) -> LocalResult:
         params = recipe.s2
@@ -222,10 +192,13 @@ class LocalBackend:
         def any_clear(scene: SceneRef, hrefs: dict[str, str]) -> None:
             # One pass over the AOI's SCL: drops all-cloud scenes and remembers which tiles have clear sky.
             tiles = set()
-            for i, window in enumerate(windows):
-                scl = self.read(hrefs["SCL"], grid, window, scene.scene_id, "SCL")
-                if np.isin(scl, params.scl_keep).any():
-                    tiles.add(i)
+            try:
+                with rasterio.open(hrefs["SCL"]) as src:
+                    for i, window in enumerate(windows):
+                        if np.isin(_read_from(src, grid, window), params.scl_keep).any():
+                            tiles.add(i)
+            except RasterioError as exc:
+                raise SceneProblem(scene.scene_id, f"asset SCL of {scene.scene_id}: read failed ({exc})") from exc
             if not tiles:
                 raise SceneProblem(scene.scene_id,
                                    f"{scene.scene_id}: no clear pixel over the AOI (SCL all cloud/shadow/nodata)")
@@ -235,7 +208,8 @@ class LocalBackend:
             usable, bad = self._usable(candidates, keys, grid, any_clear)
             try:
                 path = self._write(name, grid, S2_BANDS + S2_COUNT_BANDS,
-                                   lambda i, w: _s2_tile(self.read, usable, clear_tiles, i, grid, w, params), recipe.tile_size)
+                                   lambda i, w, u=usable: _s2_tile(read_window, u, clear_tiles, i, grid, w, params),
+                                   recipe.tile_size)
                 break
             except SceneProblem as exc:  # a block unreadable deep inside a file: drop the scene, start over
                 log.warning("restarting without %s: %s", exc.scene_id, exc)
@@ -259,7 +233,8 @@ class LocalBackend:
         while True:
             usable, bad = self._usable(candidates, ("vv", "vh"), grid)
             try:
-                path = self._write(name, grid, S1_BANDS, lambda i, w: _s1_tile(self.read, usable, grid, w, params),
+                path = self._write(name, grid, S1_BANDS,
+                                   lambda i, w, u=usable: _s1_tile(read_window, u, grid, w, params),
                                    recipe.tile_size)
                 break
             except SceneProblem as exc:
@@ -269,12 +244,14 @@ class LocalBackend:
         return LocalResult(path, [s.scene_id for s, _ in usable], skipped + bad)
 
 
-def _s2_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], clear_tiles: dict[str, set[int]], tile_index: int,
-             grid: TargetGrid, window: Window, params: S2Recipe) -> dict[str, np.ndarray]:
+def _s2_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], clear_tiles: dict[str, set[int]],
+             tile_index: int, grid: TargetGrid, window: Window, params: S2Recipe) -> dict[str, np.ndarray]:
+    """Two passes: masks and counts from SCL and the four rule bands, then one band at a time over the
+    scenes with bare pixels, so at most one band's stack is in memory."""
     h, w = int(window.height), int(window.width)
     valid_count = np.zeros((h, w), np.int32)
     bare_count = np.zeros((h, w), np.int32)
-    observations: list[np.ndarray] = []  # (10, h, w) uint16 DN, 0 where not bare
+    bare_scenes: list[tuple[str, dict[str, str], np.ndarray]] = []
     for scene, hrefs in usable:
         if tile_index not in clear_tiles.get(scene.scene_id, ()):
             continue
@@ -284,34 +261,22 @@ def _s2_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], clear_
         clear = maths.s2_clear(scl, params, cld)
         if not clear.any():
             continue
-        mask_bands = {b: read(hrefs[b], grid, window, sid, b) for b in _MASK_BANDS}
-        valid = clear & np.all([~np.isnan(a) for a in mask_bands.values()], axis=0)
-        bare = valid & maths.s2_bare(mask_bands["B04"], mask_bands["B08"], mask_bands["B11"], mask_bands["B12"],
-                                     params)
+        b = {k: read(hrefs[k], grid, window, sid, k) for k in _MASK_BANDS}
+        valid = clear & ~np.isnan(b["B04"]) & ~np.isnan(b["B08"]) & ~np.isnan(b["B11"]) & ~np.isnan(b["B12"])
+        bare = valid & maths.s2_bare(b["B04"], b["B08"], b["B11"], b["B12"], params)
         valid_count += valid
         bare_count += bare
-        if not bare.any():
-            continue
-        obs = np.zeros((len(S2_BANDS), h, w), np.uint16)
-        for i, band in enumerate(S2_BANDS):
-            values = mask_bands.get(band)
-            if values is None:
-                values = read(hrefs[band], grid, window, sid, band)
-            keep = bare & ~np.isnan(values)
-            obs[i][keep] = values[keep]
-        observations.append(obs)
-    out: dict[str, np.ndarray] = {}
+        if bare.any():
+            bare_scenes.append((sid, hrefs, bare))
     enough = bare_count >= params.min_bare_count
-    if observations:
-        stack = np.stack(observations)  # (T, 10, h, w)
-        for i, band in enumerate(S2_BANDS):
-            values = stack[:, i].astype(np.float32)
-            values[values == 0] = np.nan
-            stat, _ = maths.reduce_time(values, params.statistic)
-            out[band] = np.where(enough, stat, np.nan)
-    else:
-        for band in S2_BANDS:
-            out[band] = np.full((h, w), np.nan, np.float32)
+    out: dict[str, np.ndarray] = {}
+    for band in S2_BANDS:
+        stack = np.full((max(len(bare_scenes), 1), h, w), np.nan, np.float32)
+        for k, (sid, hrefs, bare) in enumerate(bare_scenes):
+            values = read(hrefs[band], grid, window, sid, band)
+            stack[k][bare] = values[bare]
+        stat, _ = maths.reduce_time(stack, params.statistic)
+        out[band] = np.where(enough, stat, np.nan)
     out["bare_count"] = bare_count.astype(np.float32)
     out["valid_count"] = valid_count.astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):

@@ -76,7 +76,7 @@ class S2Recipe(_Spec):
     ndvi_max: float = Field(0.25, gt=-1, lt=1, description="bare if NDVI=(B08-B04)/(B08+B04) < ndvi_max")
     nbr2_max: float = Field(0.075, gt=-1, lt=1, description="bare if NBR2=(B11-B12)/(B11+B12) < nbr2_max")
     scmap_max: float | None = Field(None, gt=-2, lt=2,
-                                    description="SCMaP-style: also require NDVI + NBR <= scmap_max, NBR=(B08-B12)/(B08+B12)")
+                                    description="SCMaP-style: also NDVI + NBR <= scmap_max, NBR=(B08-B12)/(B08+B12)")
     min_bare_count: int = Field(3, ge=1, le=1000, description="pixels with fewer bare observations are nodata")
     statistic: str = Field("median", description="median, mean, or pNN (percentile NN)")
     max_scene_cloud_cover: float = Field(100.0, ge=0, le=100, description="skip scenes above this eo:cloud_cover")

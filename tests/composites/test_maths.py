@@ -43,7 +43,8 @@ def test_bare_rule_thresholds_and_scmap():
     b11 = np.array([3000, 3000, 3000, 3000], np.float32)
     b12 = np.array([2700, 2700, 2000, 2700], np.float32)  # NBR2 0.053, 0.053, 0.2, 0.053
     assert maths.s2_bare(b04, b08, b11, b12, S2Recipe()).tolist() == [True, False, False, False]
-    assert maths.s2_bare(b04, b08, b11, b12, S2Recipe(ndvi_max=0.3, nbr2_max=0.25)).tolist() == [True, True, True, False]
+    loose = S2Recipe(ndvi_max=0.3, nbr2_max=0.25)
+    assert maths.s2_bare(b04, b08, b11, b12, loose).tolist() == [True, True, True, False]
     strict = S2Recipe(scmap_max=-0.1)  # NDVI + NBR of the first pixel is 0.167 - 0.317 = -0.15
     assert maths.s2_bare(b04, b08, b11, b12, strict).tolist() == [True, False, False, False]
     assert maths.s2_bare(b04, b08, b11, b12, S2Recipe(scmap_max=-0.2)).tolist() == [False] * 4
