@@ -5,6 +5,7 @@ VENV := .venv/bin
 DEMO_DIR ?= $(or $(SOILCLAY_DEMO_DIR),var/demo)
 DEMO_SIZE ?= demo
 DEMO_SEED ?= 42
+DEMO_AOI := $(if $(filter demo,$(DEMO_SIZE)),demo,demo-$(DEMO_SIZE))
 PYTEST_ARGS ?=
 
 .PHONY: setup demo test lint clean-demo
@@ -17,7 +18,12 @@ demo: setup
 	@$(VENV)/soilclay db upgrade
 	@echo "[demo] generating the demo world in $(DEMO_DIR) (size $(DEMO_SIZE), seed $(DEMO_SEED))"
 	@$(VENV)/soilclay demo-world --out "$(DEMO_DIR)" --size $(DEMO_SIZE) --seed $(DEMO_SEED)
-	@$(VENV)/soilclay db current
+	@echo "[demo] registering the AOI and recording its scenes"
+	@$(VENV)/soilclay aoi add "$(DEMO_DIR)/aoi.geojson"
+	@SOILCLAY_SCENE_ARCHIVE="$(DEMO_DIR)/scenes" $(VENV)/soilclay scenes sync --aoi $(DEMO_AOI)
+	@echo "[demo] building bare-soil Sentinel-2 and Sentinel-1 composites (local backend)"
+	@$(VENV)/soilclay composites build --aoi $(DEMO_AOI)
+	@$(VENV)/soilclay composites list --aoi $(DEMO_AOI)
 
 test: setup
 	@$(VENV)/pytest $(PYTEST_ARGS)

@@ -72,7 +72,7 @@ def run_baseline(world: Path, window: int) -> dict:
     for t, scene in enumerate(scenes):
         folder = Path(scene.href).parent
 
-        def read(name: str) -> np.ndarray:
+        def read(name: str, folder: Path = folder) -> np.ndarray:
             with rasterio.open(folder / f"{name}.tif") as src:
                 step = 2 if src.res[0] == 20 else 1
                 a = src.read(1, window=Window(0, 0, window // step, window // step)).astype(np.float32)

@@ -51,13 +51,15 @@ def test_refresh_builds_once_then_only_when_scenes_arrive(engine, world_copy, tm
     store = LocalStore(tmp_path / "store")
     with recorded_run(engine, "composite") as run:
         first = build_composites(engine, aoi_name=name, store=store, recipe=_recipe(name), run_id=run.run_id)
-    assert [(o.sensor, o.status, o.version) for o in first] == [("sentinel-2", "created", 1), ("sentinel-1", "created", 1)]
+    assert [(o.sensor, o.status, o.version) for o in first] == [("sentinel-2", "created", 1),
+                                                               ("sentinel-1", "created", 1)]
     s2 = first[0]
     assert s2.scene_count == 144 and len(s2.skipped) == 2  # two all-cloud scenes
     with rasterio.open(s2.uri) as src:
         assert src.count == 13 and src.descriptions[-1] == "bare_frequency"
     rows = _rows(engine, name)
-    assert [(r.sensor, r.version, r.run_id) for r in rows] == [("sentinel-1", 1, run.run_id), ("sentinel-2", 1, run.run_id)]
+    assert [(r.sensor, r.version, r.run_id) for r in rows] == [("sentinel-1", 1, run.run_id),
+                                                              ("sentinel-2", 1, run.run_id)]
     assert rows[1].skipped_count == 2 and rows[1].ndvi_max == "0.25" and rows[1].recipe_hash == _recipe(name).hash(
         "sentinel-2")
 
