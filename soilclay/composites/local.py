@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+import multiprocessing
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +47,9 @@ class SceneProblem(Exception):
     def __init__(self, scene_id: str, message: str) -> None:
         super().__init__(message)
         self.scene_id = scene_id
+
+    def __reduce__(self):  # survives the trip back from a worker process
+        return type(self), (self.scene_id, str(self))
 
 
 @dataclass
@@ -121,9 +127,10 @@ class LocalBackend:
     #: GDAL's block cache (MB). Its default, 5 % of RAM, would grow with the number of open scenes.
     GDAL_CACHE_MB = 256
 
-    def __init__(self, workdir: Path, progress: bool = False) -> None:
+    def __init__(self, workdir: Path, progress: bool = False, workers: int | None = None) -> None:
         self.workdir = Path(workdir)
         self.progress = progress
+        self.workers = max(1, workers or min(2, os.cpu_count() or 1))
 
     # -- shared scaffolding -----------------------------------------------------------------------
     def _usable(self, scenes: list[SceneRef], keys: tuple[str, ...], grid: TargetGrid,
@@ -155,8 +162,9 @@ class LocalBackend:
         with rasterio.open(staging, "w", **profile) as dst:
             for i, band in enumerate(bands, start=1):
                 dst.set_band_description(i, band)
-            for i, window in enumerate(tqdm(windows, desc=f"{name}: tiles", unit="tile", disable=not self.progress)):
-                values = fill(i, window)
+            results = _map_tiles(fill, windows, self.workers, self.GDAL_CACHE_MB)
+            for window, values in tqdm(zip(windows, results, strict=True), total=len(windows),
+                                       desc=f"{name}: tiles", unit="tile", disable=not self.progress):
                 dst.write(np.stack([values[b] for b in bands]).astype(np.float32), window=window)
         rasterio.shutil.copy(staging, final, driver="COG", compress="ZSTD", predictor="YES", level=6,
                              blocksize=512, overview_resampling="average", num_threads=1)
@@ -242,6 +250,33 @@ class LocalBackend:
                 candidates = [s for s in candidates if s.scene_id != exc.scene_id]
                 skipped.append((exc.scene_id, str(exc)))
         return LocalResult(path, [s.scene_id for s, _ in usable], skipped + bad)
+
+
+_FILL: Callable[[int, Window], dict[str, np.ndarray]] | None = None  # the tile function, for forked workers
+
+
+def _fill_in_worker(args: tuple[int, Window, int]) -> dict[str, np.ndarray]:
+    index, window, cache_mb = args
+    assert _FILL is not None
+    with rasterio.Env(GDAL_CACHEMAX=cache_mb, GDAL_DISABLE_READDIR_ON_OPEN="EMPTY_DIR"):
+        return _FILL(index, window)
+
+
+def _map_tiles(fill: Callable[[int, Window], dict[str, np.ndarray]], windows: list[Window], workers: int,
+               cache_mb: int) -> Iterator[dict[str, np.ndarray]]:
+    """Tile results in order; tiles are independent, so they run in forked worker processes when
+    ``workers`` > 1 (each worker holds one tile at a time: memory stays bounded by the tile size)."""
+    global _FILL
+    if workers == 1 or len(windows) == 1:
+        yield from (fill(i, w) for i, w in enumerate(windows))
+        return
+    _FILL = fill
+    try:
+        ctx = multiprocessing.get_context("fork")
+        with ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+            yield from pool.map(_fill_in_worker, [(i, w, cache_mb) for i, w in enumerate(windows)])
+    finally:
+        _FILL = None
 
 
 def _s2_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], clear_tiles: dict[str, set[int]],

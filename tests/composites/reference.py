@@ -26,7 +26,7 @@ def items(archive: Path, collection: str) -> list[Path]:
 
 
 def s2_reference(item_files: list[Path], shape, keep=(4, 5), ndvi_max=0.25, nbr2_max=0.075, min_count=3,
-                 statistic="median") -> dict[str, np.ndarray]:
+                 statistic="median", cloud_probability_max=None) -> dict[str, np.ndarray]:
     stacks = {b: [] for b in BANDS}
     valid = np.zeros(shape, int)
     bare = np.zeros(shape, int)
@@ -35,6 +35,8 @@ def s2_reference(item_files: list[Path], shape, keep=(4, 5), ndvi_max=0.25, nbr2
         scl = _read(folder, "SCL", shape)
         d = {b: _read(folder, b, shape) for b in BANDS}
         clear = np.isin(scl, keep) & (d["B04"] > 0) & (d["B08"] > 0) & (d["B11"] > 0) & (d["B12"] > 0)
+        if cloud_probability_max is not None:
+            clear &= _read(folder, "CLD", shape) < cloud_probability_max
         with np.errstate(all="ignore"):
             ndvi = (d["B08"] - d["B04"]) / (d["B08"] + d["B04"])
             nbr2 = (d["B11"] - d["B12"]) / (d["B11"] + d["B12"])

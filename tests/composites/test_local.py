@@ -167,3 +167,33 @@ def test_unreadable_items_are_skipped_by_the_scene_source(small_world, tmp_path)
     listed = source.list_scenes(aoi, (S1,))
     assert len(listed) == len(list(archive.glob(f"{S1}/*/*.json"))) - 1
     assert source.skipped[0][0] == str(first) and "unreadable STAC Item" in source.skipped[0][1]
+
+
+def test_cloud_probability_mask_and_scenes_without_it(small_world, tmp_path):
+    archive = tmp_path / "scenes"
+    (archive / S2).mkdir(parents=True)
+    items = reference.items(small_world / "scenes", S2)[100:112]
+    rng = np.random.default_rng(0)
+    for item in items:
+        folder = archive / S2 / item.parent.name
+        shutil.copytree(item.parent, folder)
+        if item == items[-1]:
+            continue  # this one has no cloud probability asset
+        with rasterio.open(folder / "SCL.tif") as src:
+            profile = src.profile
+        profile.update(nodata=None)  # probability 0 is a value, not nodata
+        with rasterio.open(folder / "CLD.tif", "w", **profile) as dst:
+            dst.write(rng.integers(0, 100, (1, profile["height"], profile["width"]), dtype=np.uint8))
+        meta = json.loads((folder / item.name).read_text())
+        meta["assets"]["CLD"] = {**meta["assets"]["SCL"], "href": "./CLD.tif", "title": "Cloud probability"}
+        (folder / item.name).write_text(json.dumps(meta))
+    grid, scenes = _setup(archive, small_world, S2)
+    result = LocalBackend(tmp_path).s2(_recipe(s2={"cloud_probability_max": 50, "min_bare_count": 1}), grid,
+                                       scenes, "s2")
+    assert dict(result.skipped)[items[-1].parent.name] == f"asset CLD missing from Item {items[-1].parent.name}"
+    with_cld = [archive / S2 / i.parent.name / i.name for i in items[:-1]]
+    ref = reference.s2_reference(with_cld, grid.shape, min_count=1, cloud_probability_max=50)
+    got = _bands(result.path)
+    np.testing.assert_array_equal(got["valid_count"], ref["valid_count"])
+    np.testing.assert_allclose(got["B04"], ref["B04"], atol=1e-3, equal_nan=True)
+    assert got["valid_count"].max() < len(with_cld)  # the probability mask removed observations
