@@ -2,7 +2,8 @@
 
 - :class:`BadInputError`: the input is wrong (a file, row or field); retrying will not help.
 - :class:`TransientExternalError`: an external service failed in a way that may pass; retry.
-- :class:`FinalExternalError`: an external service refused for good (auth, quota, bad request).
+- :class:`FinalExternalError`: an external service refused for good (auth, permission, bad request).
+  Quota and rate limits are transient: they pass with time.
 
 Orchestration retries only the transient kind.
 """
