@@ -63,12 +63,12 @@ def _asset_hrefs(scene: SceneRef, keys: tuple[str, ...]) -> dict[str, str]:
     try:
         item = json.loads(Path(scene.href).read_text())
     except (OSError, ValueError) as exc:
-        raise SceneProblem(scene.scene_id, f"Item {scene.href} unreadable: {exc}") from exc
+        raise SceneProblem(scene.scene_id, f"Item file {scene.href} unreadable: {exc}") from exc
     assets = item.get("assets", {})
     out = {}
     for key in keys:
         if key not in assets:
-            raise SceneProblem(scene.scene_id, f"asset {key} missing from Item {scene.scene_id}")
+            raise SceneProblem(scene.scene_id, f"asset {key} missing from the Item")
         href = assets[key]["href"]
         if "://" not in href and not href.startswith("/"):
             href = str((Path(scene.href).parent / href).resolve())
@@ -78,15 +78,15 @@ def _asset_hrefs(scene: SceneRef, keys: tuple[str, ...]) -> dict[str, str]:
 
 def _check(scene: SceneRef, key: str, href: str, grid: TargetGrid) -> None:
     if "://" not in href and not Path(href).exists():
-        raise SceneProblem(scene.scene_id, f"asset {key} of {scene.scene_id}: file missing ({href})")
+        raise SceneProblem(scene.scene_id, f"asset {key}: file missing ({href})")
     try:
         with rasterio.open(href) as src:
             crs = src.crs.to_string() if src.crs else None
     except RasterioError as exc:
-        raise SceneProblem(scene.scene_id, f"asset {key} of {scene.scene_id}: unreadable GeoTIFF ({exc})") from exc
+        raise SceneProblem(scene.scene_id, f"asset {key}: unreadable GeoTIFF ({exc})") from exc
     if crs != grid.crs:
         raise SceneProblem(scene.scene_id,
-                           f"asset {key} of {scene.scene_id}: unexpected CRS {crs} (expected {grid.crs})")
+                           f"asset {key}: unexpected CRS {crs} (expected {grid.crs})")
 
 
 def _read_from(src: rasterio.io.DatasetReader, grid: TargetGrid, window: Window) -> np.ndarray:
@@ -118,7 +118,7 @@ def read_window(href: str, grid: TargetGrid, window: Window, scene: str = "", ke
         with rasterio.open(href) as src:
             return _read_from(src, grid, window)
     except RasterioError as exc:
-        raise SceneProblem(scene, f"asset {key} of {scene}: read failed ({exc})") from exc
+        raise SceneProblem(scene, f"asset {key}: read failed ({exc})") from exc
 
 
 class LocalBackend:
@@ -147,7 +147,7 @@ class LocalBackend:
                 usable.append((scene, hrefs))
             except SceneProblem as exc:
                 skipped.append((scene.scene_id, str(exc)))
-                log.warning("skipped scene: %s", exc)
+                log.warning("skipped scene %s: %s", scene.scene_id, exc)
         return usable, skipped
 
     def _write(self, name: str, grid: TargetGrid, bands: tuple[str, ...],
@@ -206,10 +206,10 @@ class LocalBackend:
                         if np.isin(_read_from(src, grid, window), params.scl_keep).any():
                             tiles.add(i)
             except RasterioError as exc:
-                raise SceneProblem(scene.scene_id, f"asset SCL of {scene.scene_id}: read failed ({exc})") from exc
+                raise SceneProblem(scene.scene_id, f"asset SCL: read failed ({exc})") from exc
             if not tiles:
                 raise SceneProblem(scene.scene_id,
-                                   f"{scene.scene_id}: no clear pixel over the AOI (SCL all cloud/shadow/nodata)")
+                                   "no clear pixel over the AOI (SCL all cloud, shadow or nodata)")
             clear_tiles[scene.scene_id] = tiles
 
         while True:
