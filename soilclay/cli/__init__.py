@@ -12,6 +12,7 @@ from soilclay.cli.composites import composites
 from soilclay.cli.db import db
 from soilclay.cli.demo import demo_world
 from soilclay.cli.scenes import scenes
+from soilclay.cli.train import train
 from soilclay.errors import SoilclayError
 from soilclay.settings import Settings
 
@@ -49,4 +50,5 @@ main.add_command(db)
 main.add_command(aoi)
 main.add_command(scenes)
 main.add_command(composites)
+main.add_command(train)
 main.add_command(demo_world)

@@ -1,0 +1,71 @@
+"""Metrics, protocols and conformal intervals against hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from soilclay.model import protocols
+from soilclay.model.config import ModelConfig
+from soilclay.model.metrics import regression_metrics
+from soilclay.model.uncertainty import conformal_halfwidth, cross_conformal_coverage
+from soilclay.errors import BadInputError
+
+
+def test_metrics_match_hand_computation():
+    obs = np.array([10.0, 20.0, 30.0, 40.0, 50.0])
+    pred = np.array([12.0, 18.0, 33.0, 40.0, 47.0])
+    m = regression_metrics(obs, pred)
+    # residuals 2, -2, 3, 0, -3: SSE 26, MSE 5.2; SST 1000; IQR of obs = 40 - 20 = 20
+    assert m["n"] == 5
+    assert m["rmse"] == pytest.approx(np.sqrt(5.2))
+    assert m["r2"] == pytest.approx(1 - 26 / 1000)
+    assert m["rpiq"] == pytest.approx(20 / np.sqrt(5.2))
+    assert m["bias"] == pytest.approx(0.0)
+    shifted = regression_metrics(obs, obs + 1.5)
+    assert shifted["bias"] == pytest.approx(1.5) and shifted["rmse"] == pytest.approx(1.5)
+    assert regression_metrics(obs, np.r_[pred[:4], np.nan])["n"] == 4  # missing predictions are not counted
+
+
+def test_holdout_and_kfold_assignments():
+    hold = protocols.holdout_folds(100, 0.2, seed=1)
+    assert (hold == 0).sum() == 20 and (hold == protocols.NEVER).sum() == 80
+    assert np.array_equal(hold, protocols.holdout_folds(100, 0.2, seed=1))
+    k = protocols.kfold_folds(103, 5, seed=1)
+    assert sorted(np.bincount(k)) == [20, 21, 21, 21, 20] or sorted(np.bincount(k)) == [20, 20, 21, 21, 21]
+    predefined = np.array([3, 3, 7, 7, 9, 9])
+    assert protocols.kfold_folds(6, 5, 0, predefined).tolist() == [0, 0, 1, 1, 2, 2]
+    for train, test in protocols.splits(k):
+        assert set(train).isdisjoint(test) and len(train) + len(test) == 103
+
+
+def test_spatial_blocks_never_straddle_folds():
+    rng = np.random.default_rng(0)
+    x, y = rng.uniform(0, 10_000, 500), rng.uniform(0, 10_000, 500)
+    folds = protocols.spatial_folds(x, y, 1000.0, 5, seed=2)
+    blocks = np.floor(x / 1000).astype(int) * 100 + np.floor(y / 1000).astype(int)
+    for b in np.unique(blocks):
+        assert len(np.unique(folds[blocks == b])) == 1
+    counts = np.bincount(folds)
+    assert len(counts) == 5 and counts.max() - counts.min() < 30  # balanced by samples
+    with pytest.raises(ValueError, match="at least 5 blocks"):
+        protocols.spatial_folds(x[:3], y[:3], 50_000.0, 5, seed=2)
+
+
+def test_conformal_halfwidth_and_coverage():
+    residuals = np.arange(1, 20, dtype=float)  # 19 residuals: rank ceil(20 * 0.9) = 18
+    assert conformal_halfwidth(residuals, 0.9) == 18.0
+    assert conformal_halfwidth(-residuals, 0.9) == 18.0  # absolute values
+    rng = np.random.default_rng(5)
+    r = rng.normal(0, 3, 4000)
+    folds = rng.integers(0, 5, 4000)
+    assert 0.88 < cross_conformal_coverage(r, folds, 0.9) < 0.92
+
+
+def test_config_refuses_bad_values_and_restricts_inputs():
+    with pytest.raises(BadInputError, match="cnn.kernel_size"):
+        ModelConfig.parse({"cnn": {"kernel_size": 1}})
+    with pytest.raises(BadInputError, match="inputs must include 'optical'"):
+        ModelConfig.parse({"inputs": ["sar"]})
+    assert ModelConfig().with_inputs(("optical", "coords")).inputs == ("optical", "coords")
+    assert ModelConfig().hash() == ModelConfig().hash() != ModelConfig.parse({"seed": 1}).hash()
