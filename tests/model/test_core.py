@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from soilclay.errors import BadInputError
 from soilclay.model import protocols
 from soilclay.model.config import ModelConfig
 from soilclay.model.metrics import regression_metrics
 from soilclay.model.uncertainty import conformal_halfwidth, cross_conformal_coverage
-from soilclay.errors import BadInputError
 
 
 def test_metrics_match_hand_computation():
