@@ -1,0 +1,1 @@
+"""Features for the model: composite values at soil sample points (and later, per parcel)."""

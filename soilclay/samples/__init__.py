@@ -1,0 +1,1 @@
+"""Soil samples: LUCAS-style topsoil CSV files, validated row by row and upserted into ``soilclay.samples``."""
