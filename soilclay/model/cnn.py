@@ -79,9 +79,10 @@ def fit_cnn(config: CnnConfig, train: Features, y: np.ndarray, seed: int):
     val, fit = order[:n_val], order[n_val:]
     model = build_cnn(config, train.take(fit), y[fit], seed)
     stop = keras.callbacks.EarlyStopping(monitor="val_loss", patience=config.patience, restore_best_weights=True)
+    batch_size = config.batch_size or int(np.clip(len(fit) // 32, 16, 128))
     history = model.fit(train.take(fit).arrays, y[fit].astype(np.float32),
                         validation_data=(train.take(val).arrays, y[val].astype(np.float32)),
-                        epochs=config.epochs, batch_size=config.batch_size, shuffle=True, verbose=0,
+                        epochs=config.epochs, batch_size=batch_size, shuffle=True, verbose=0,
                         callbacks=[stop])
     return model, len(history.history["loss"])
 

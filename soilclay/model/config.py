@@ -32,7 +32,8 @@ class CnnConfig(_Spec):
     dense_units: tuple[int, ...] = Field((64, 32), min_length=1, max_length=4)
     dropout: float = Field(0.1, ge=0, lt=0.9)
     learning_rate: float = Field(2e-3, gt=0, le=1)
-    batch_size: int = Field(64, ge=8, le=4096)
+    batch_size: int | None = Field(None, ge=8, le=4096,
+                                   description="None: n_train / 32 within 16..128 (small data sets need small batches)")
     epochs: int = Field(400, ge=1, le=5000)
     patience: int = Field(40, ge=1, le=1000, description="early stopping on the validation split")
     validation_split: float = Field(0.15, gt=0, lt=0.5)

@@ -1,0 +1,74 @@
+"""Retraining from PostGIS samples and composites, with the champion/challenger gate and publication
+to the TF Serving layout; rejected versions never land where serving looks."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import text
+
+from soilclay.composites.build import build_composites
+from soilclay.composites.recipe import Recipe
+from soilclay.db import migrate
+from soilclay.db.aois import read_aoi_file, register_aoi
+from soilclay.db.engine import make_engine
+from soilclay.io.store import LocalStore
+from soilclay.model.config import ModelConfig
+from soilclay.model.pipeline import retrain
+from soilclay.samples.load import load_samples
+from soilclay.scenes.local import LocalStacSource
+from soilclay.scenes.sync import sync_scenes
+
+FAST = {"folds": 3, "block_size_m": 300, "cnn": {"epochs": 80, "patience": 20},
+        "rf": {"n_estimators": 60}, "ann": {"max_iter": 300}}
+
+
+@pytest.fixture(scope="module")
+def prepared(db_factory, small_world, tmp_path_factory):
+    """A database of its own (the registry must start empty): AOI, scenes, composites, samples."""
+    url = db_factory()
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    root = tmp_path_factory.mktemp("pipeline")
+    geometry, props = read_aoi_file(small_world / "aoi.geojson")
+    register_aoi(engine, "demo-small", geometry, props["grid_crs"])
+    sync_scenes(engine, "demo-small", LocalStacSource(small_world / "scenes"))
+    store = LocalStore(root / "store")
+    recipe = Recipe.parse({"aoi": "demo-small", "window": {"years": 3}, "grid": {"crs": "EPSG:32633"},
+                           "tile_size": 128})
+    build_composites(engine, aoi_name="demo-small", store=store, recipe=recipe)
+    load_samples(engine, small_world / "samples.csv", source="demo")
+    yield engine, root
+    engine.dispose()
+
+
+def test_first_version_becomes_champion_then_worse_is_rejected_and_forced_wins(prepared):
+    engine, root = prepared
+    base, store = str(root / "models"), str(root / "store")
+    first = retrain(engine, aoi_name="demo-small", store_url=store, model_base_path=base,
+                    config=ModelConfig.parse(FAST))
+    assert (first.version, first.status) == (1, "champion") and "no champion yet" in first.reason
+    assert (root / "models" / "1" / "saved_model.pb").exists()
+    assert (root / "models" / "1" / "assets.extra" / "report" / "report_spatial_predictions.png").exists()
+    assert set(first.metrics["protocols"]) == {"holdout", "kfold", "spatial"}
+    assert first.metrics["models"]["cnn"]["r2"] > 0.3, first.metrics["models"]
+
+    crippled = ModelConfig.parse({**FAST, "cnn": {"epochs": 1, "patience": 1, "learning_rate": 1e-6}})
+    worse = retrain(engine, aoi_name="demo-small", store_url=store, model_base_path=base, config=crippled)
+    assert (worse.version, worse.status) == (2, "rejected")
+    assert "vs champion RMSE" in worse.reason
+    assert not (root / "models" / "2").exists()  # never where TF Serving looks
+    assert (root / "store" / "models" / "rejected" / "2" / "saved_model.pb").exists()
+
+    forced = retrain(engine, aoi_name="demo-small", store_url=store, model_base_path=base, config=crippled,
+                     force=True)
+    assert (forced.version, forced.status) == (3, "champion") and forced.reason.startswith("forced")
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT version, status, training_data->>'s2_composite_id' AS s2, "
+                                 "metrics->'models'->'cnn'->>'rmse' AS rmse FROM soilclay.model_versions "
+                                 "ORDER BY version")).all()
+    assert [(r.version, r.status) for r in rows] == [(1, "retired"), (2, "rejected"), (3, "champion")]
+    assert all(r.s2 is not None and float(r.rmse) > 0 for r in rows)  # lineage and metrics stored
+    meta = json.loads((root / "models" / "3" / "assets.extra" / "soilclay_model.json").read_text())
+    assert meta["metadata"]["version"] == 3 if "metadata" in meta else meta["version"] == 3
