@@ -97,3 +97,16 @@ def test_limesoda_bb250_with_predefined_folds(tmp_path):
     # Sane, non-trivial skill on clay (1-16 %): published 10-fold RF R² with more covariates is 0.70.
     assert models["rf"]["r2"] > 0.5 and models["ann"]["r2"] > 0.4 and models["cnn"]["r2"] > 0.4, models
     assert 0.85 <= report["interval"]["empirical_coverage"] <= 0.95
+
+
+def test_interval_coverage_on_held_out_synthetic_data():
+    from soilclay.model.train import assign_folds, run_protocol
+
+    frame, y = _synthetic(1000, seed=3)
+    features = Features.from_frame(frame, ("optical", "coords"))
+    config = ModelConfig.parse(FAST)
+    folds = assign_folds("kfold", len(y), config, predefined=None, xy=None)
+    result = run_protocol("kfold", config, features, y, folds, models=("cnn",))
+    assert 0.88 <= result.coverage <= 0.92, result.coverage
+    inside = np.abs(result.predictions["cnn"] - y) <= result.halfwidth
+    assert 0.88 <= inside.mean() <= 0.93  # the final half-width covers the pooled held-out residuals too
