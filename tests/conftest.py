@@ -57,6 +57,19 @@ def engine(migrated_url) -> Iterator[Engine]:
     eng.dispose()
 
 
+@pytest.fixture
+def ee_api() -> Iterator[None]:
+    """Earth Engine initialised offline against the real algorithm catalogue of ``ee.apitestcase``."""
+    from ee import apitestcase
+
+    case = apitestcase.ApiTestCase()
+    case.setUp()
+    try:
+        yield
+    finally:
+        case.tearDown()
+
+
 @pytest.fixture(scope="session")
 def small_world(tmp_path_factory) -> Path:
     from soilclay.demo import world

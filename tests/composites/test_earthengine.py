@@ -5,12 +5,10 @@ algorithm list so that ee objects build and serialise without a server."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import date
 
 import ee
 import pytest
-from ee import apitestcase
 
 from soilclay.composites import earthengine as eeb
 from soilclay.composites.recipe import S1_BANDS, S2_BANDS, S2_COUNT_BANDS, Recipe
@@ -22,17 +20,6 @@ START, END = date(2020, 1, 1), date(2021, 12, 31)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture
-def ee_api() -> Iterator[None]:
-    """Earth Engine initialised against the static algorithm list of ``ee.apitestcase``."""
-    case = apitestcase.ApiTestCase()
-    case.setUp()
-    try:
-        yield
-    finally:
-        case.tearDown()
 
 
 class Expr:

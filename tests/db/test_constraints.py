@@ -11,15 +11,6 @@ from tests.db import builders as b
 BAD = (IntegrityError, InternalError, ProgrammingError, DataError)
 
 
-@pytest.fixture
-def conn(engine):
-    """A connection whose work is rolled back after the test."""
-    with engine.connect() as c:
-        tx = c.begin()
-        yield c
-        tx.rollback()
-
-
 def _fails(conn, sql: str, params: dict | None = None, match: str = "") -> None:
     sp = conn.begin_nested()
     with pytest.raises(BAD, match=match):

@@ -10,14 +10,6 @@ from sqlalchemy.exc import ProgrammingError
 from tests.db import builders as b
 
 
-@pytest.fixture
-def conn(engine):
-    with engine.connect() as c:
-        tx = c.begin()
-        yield c
-        tx.rollback()
-
-
 def _denied(conn, sql: str) -> None:
     sp = conn.begin_nested()
     with pytest.raises(ProgrammingError, match="permission denied"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -16,7 +15,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import rasterio
-from ee import apitestcase
 from pyproj import Transformer
 from rasterio.transform import Affine, rowcol, xy
 from sqlalchemy import text
@@ -252,17 +250,6 @@ def test_composite_uris_local_file_and_gs(built, tmp_path, engine, monkeypatch):
 
 
 # --------------------------------------------------------------------------- Earth Engine flavour
-
-
-@pytest.fixture
-def ee_api() -> Iterator[None]:
-    """Earth Engine initialised against the static algorithm list of ``ee.apitestcase``."""
-    case = apitestcase.ApiTestCase()
-    case.setUp()
-    try:
-        yield
-    finally:
-        case.tearDown()
 
 
 def _resolve(values: dict, node):
