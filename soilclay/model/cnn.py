@@ -69,9 +69,7 @@ def build_cnn(config: CnnConfig, train: Features, y: np.ndarray, seed: int):
     return model
 
 
-def fit_cnn(config: CnnConfig, train: Features, y: np.ndarray, seed: int):
-    """Train with early stopping on a random validation split of the training data (restoring the best
-    weights); returns (model, epochs run)."""
+def _fit_one(config: CnnConfig, train: Features, y: np.ndarray, seed: int):
     keras = _keras()
     rng = np.random.default_rng([seed, 11])
     order = rng.permutation(len(y))
@@ -87,6 +85,26 @@ def fit_cnn(config: CnnConfig, train: Features, y: np.ndarray, seed: int):
     return model, len(history.history["loss"])
 
 
+def fit_cnn(config: CnnConfig, train: Features, y: np.ndarray, seed: int):
+    """Train with early stopping on a random validation split of the training data (restoring the best
+    weights); returns (model, epochs run). With ``config.ensemble`` > 1, that many networks (seeds
+    ``seed``, ``seed + 1``, ...; each with its own validation split) are averaged inside one model."""
+    if config.ensemble == 1:
+        return _fit_one(config, train, y, seed)
+    keras = _keras()
+    members, epochs = [], 0
+    for k in range(config.ensemble):
+        member, n = _fit_one(config, train, y, seed + 1000 * k)
+        member.name = f"member{k}"
+        members.append(member)
+        epochs += n
+    inputs = {name: keras.Input(shape=(values.shape[1],), name=name, dtype="float32")
+              for name, values in train.arrays.items()}
+    outputs = [member([inputs[n] for n in train.arrays]) for member in members]
+    mean = keras.layers.Average(name="clay")(outputs)
+    return keras.Model(inputs=list(inputs.values()), outputs=mean, name="clay_cnn_ensemble"), epochs
+
+
 def predict_cnn(model, features: Features, batch_size: int = 16384) -> np.ndarray:
     """Direct calls in batches: no per-model tf.function tracing as ``model.predict`` would do."""
     out = []
@@ -97,14 +115,13 @@ def predict_cnn(model, features: Features, batch_size: int = 16384) -> np.ndarra
 
 
 def spectral_attribution(model, features: Features) -> dict[str, float]:
-    """Gradient × input over the optical bands, relative to the training mean spectrum, averaged in
-    absolute value over ``features`` and normalised to sum to 1."""
+    """Gradient × input over the optical bands, relative to the mean spectrum of ``features``, averaged
+    in absolute value over ``features`` and normalised to sum to 1."""
     import tensorflow as tf
 
     from soilclay.model.config import OPTICAL_BANDS
 
-    norm = model.get_layer("optical_norm")
-    baseline = tf.constant(np.asarray(norm.mean).reshape(1, -1), tf.float32)
+    baseline = tf.constant(features.arrays["optical"].mean(axis=0, keepdims=True), tf.float32)
     tensors = {k: tf.constant(v) for k, v in features.arrays.items()}
     with tf.GradientTape() as tape:
         tape.watch(tensors["optical"])

@@ -37,6 +37,7 @@ class CnnConfig(_Spec):
     epochs: int = Field(400, ge=1, le=5000)
     patience: int = Field(40, ge=1, le=1000, description="early stopping on the validation split")
     validation_split: float = Field(0.15, gt=0, lt=0.5)
+    ensemble: int = Field(1, ge=1, le=20, description="average of this many CNNs trained with different seeds")
 
 
 class RfConfig(_Spec):

@@ -110,3 +110,25 @@ def test_interval_coverage_on_held_out_synthetic_data():
     assert 0.88 <= result.coverage <= 0.92, result.coverage
     inside = np.abs(result.predictions["cnn"] - y) <= result.halfwidth
     assert 0.88 <= inside.mean() <= 0.93  # the final half-width covers the pooled held-out residuals too
+
+
+def test_cnn_ensemble_averages_members_and_exports(tmp_path):
+    from soilclay.model.cnn import spectral_attribution
+    from soilclay.model.domain import DomainModel
+    from soilclay.model.export import export_savedmodel, load_serving
+
+    frame, y = _synthetic(200, seed=4)
+    features = Features.from_frame(frame, ("optical", "coords"))
+    config = ModelConfig.parse({**FAST, "cnn": {**FAST["cnn"], "ensemble": 2}}).cnn
+    model, _ = fit_cnn(config, features, y, seed=7)
+    single = ModelConfig.parse(FAST).cnn
+    first, _ = fit_cnn(single, features, y, seed=7)
+    second, _ = fit_cnn(single, features, y, seed=7 + 1000)
+    expected = (predict_cnn(first, features) + predict_cnn(second, features)) / 2
+    np.testing.assert_allclose(predict_cnn(model, features), expected, rtol=1e-5, atol=1e-4)
+    assert abs(sum(spectral_attribution(model, features).values()) - 1) < 1e-6
+    out = export_savedmodel(model, ("optical", "coords"), 3.0, DomainModel.fit(features.matrix()), tmp_path / "m")
+    import tensorflow as tf
+
+    served = load_serving(out)(**{k: tf.constant(v) for k, v in features.arrays.items()})
+    np.testing.assert_allclose(served["clay"].numpy(), np.clip(expected, 0, 100), rtol=1e-5, atol=1e-4)
