@@ -24,6 +24,10 @@ demo: setup
 	@echo "[demo] building bare-soil Sentinel-2 and Sentinel-1 composites (local backend)"
 	@$(VENV)/soilclay composites build --aoi $(DEMO_AOI)
 	@$(VENV)/soilclay composites list --aoi $(DEMO_AOI)
+	@echo "[demo] loading the soil samples and training CNN, RF and ANN (champion/challenger gate)"
+	@$(VENV)/soilclay samples load "$(DEMO_DIR)/samples.csv" --source $(DEMO_AOI)
+	@$(VENV)/soilclay model retrain --aoi $(DEMO_AOI) --source $(DEMO_AOI)
+	@$(VENV)/soilclay model list
 
 test: setup
 	@$(VENV)/pytest $(PYTEST_ARGS)

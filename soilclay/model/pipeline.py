@@ -106,9 +106,15 @@ def retrain(engine: Engine, *, aoi_name: str, store_url: str, model_base_path: s
         utm = utm_for(float(frame["lon"].mean()), float(frame["lat"].mean()))
         xy = np.column_stack(Transformer.from_crs("EPSG:4326", utm, always_xy=True).transform(
             frame["lon"].to_numpy(), frame["lat"].to_numpy()))
+        inputs_key = _inputs_key(config, frame)
         lineage = {**table.lineage, "aoi": aoi_name, "samples": int(len(frame)), "requested": table.requested,
                    "excluded_nodata": table.excluded_nodata, "excluded_outside": table.excluded_outside,
-                   "sample_ids_hash": _hash_ids(frame["sample_id"].to_numpy()), "run_id": run_id}
+                   "sample_ids_hash": _hash_ids(frame["sample_id"].to_numpy()), "inputs_key": inputs_key,
+                   "run_id": run_id}
+        if not force:
+            done = _trained_on(engine, inputs_key)
+            if done is not None:
+                return done
         experiment = run_experiment(features, y, config, primary="kfold", protocols=("holdout", "kfold", "spatial"),
                                     xy=xy, final=True, lineage=lineage, progress=progress)
         decision, champion = _gate(engine, experiment, features, y, tmp, force)
@@ -147,6 +153,30 @@ def _gate(engine: Engine, experiment: Experiment, features: Features, y: np.ndar
         return registry.Decision(False, f"champion v{champion.version} cannot be evaluated on these inputs; "
                                         "use force to replace it"), champion
     return registry.decide(candidate_rmse, champion_rmse, force=force), champion
+
+
+def _inputs_key(config: ModelConfig, frame) -> str:
+    """What a training run depends on: the config and the exact feature table (samples x composites)."""
+    import hashlib
+
+    table = frame.sort_values("sample_id").to_csv(index=False, float_format="%.6g")
+    return hashlib.sha256((config.hash() + "\n" + table).encode()).hexdigest()[:32]
+
+
+def _trained_on(engine: Engine, inputs_key: str) -> RetrainOutcome | None:
+    """The version already trained on exactly these inputs: retraining the same inputs changes nothing."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        row = conn.execute(text(
+            "SELECT version, status, artefact_uri, metrics, (training_data->>'samples')::int AS samples "
+            "FROM soilclay.model_versions WHERE training_data->>'inputs_key' = :k ORDER BY version DESC LIMIT 1"),
+            {"k": inputs_key}).first()
+    if row is None:
+        return None
+    return RetrainOutcome(row.version, "up-to-date",
+                          f"version {row.version} ({row.status}) was trained on exactly these samples, features "
+                          "and config", row.artefact_uri, row.metrics, row.samples)
 
 
 def _rejected_versions(store) -> set[int]:

@@ -54,6 +54,10 @@ def test_first_version_becomes_champion_then_worse_is_rejected_and_forced_wins(p
     assert set(first.metrics["protocols"]) == {"holdout", "kfold", "spatial"}
     assert first.metrics["models"]["cnn"]["r2"] > 0.3, first.metrics["models"]
 
+    same = retrain(engine, aoi_name="demo-small", store_url=store, model_base_path=base,
+                   config=ModelConfig.parse(FAST))
+    assert (same.version, same.status) == (1, "up-to-date")  # same inputs: nothing new
+
     crippled = ModelConfig.parse({**FAST, "cnn": {"epochs": 1, "patience": 1, "learning_rate": 1e-6}})
     worse = retrain(engine, aoi_name="demo-small", store_url=store, model_base_path=base, config=crippled)
     assert (worse.version, worse.status) == (2, "rejected")
