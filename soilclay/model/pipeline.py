@@ -1,9 +1,11 @@
 """Retraining: samples → features → CNN/RF/ANN → validation → champion/challenger gate → publish.
 
-The gate compares the candidate and the current champion on the SAME held-out data: the holdout
-protocol's validation samples with today's composite features. The candidate there is its 80 %
-model; the champion is the served SavedModel. (If the champion was trained on those samples it is
-favoured: the gate errs on the side of keeping a model that works.) A promoted version is
+The gate compares the candidate and the current champion on the SAME held-out data that NEITHER
+has seen: a fixed gate set of samples (those whose stable hash of source and point id falls in
+the first ``gate_fraction``) is never used for training by any version, so the comparison stays
+fair across versions (a champion evaluated on samples it was trained on would always win). Both
+are scored on today's composite features; the candidate is its final model, the champion the
+served SavedModel. Validation protocols and the final fit use the other samples. A promoted version is
 published to the TF Serving base path ``{model_base_path}/{version}/``; a rejected one to
 ``{store}/models/rejected/{version}/``, never where serving looks. The report (JSON and plots)
 travels inside the SavedModel under ``assets.extra/report/`` and, as JSON, in
@@ -52,6 +54,11 @@ class RetrainOutcome:
         interval = self.metrics["interval"]
         lines.append(f"  CNN 90 % interval ±{interval['halfwidth']:.2f} "
                      f"(coverage {interval['empirical_coverage']:.3f})")
+        gate = self.metrics.get("data", {}).get("gate")
+        if gate:
+            champ = "none" if gate["champion_rmse"] is None else f"{gate['champion_rmse']:.2f}"
+            lines.append(f"  gate set ({gate['samples']} samples never trained on): candidate RMSE "
+                         f"{gate['candidate_rmse']:.2f}, champion RMSE {champ}")
         return "\n".join(lines)
 
 
@@ -101,12 +108,19 @@ def retrain(engine: Engine, *, aoi_name: str, store_url: str, model_base_path: s
                                 f"at least {5 * config.folds} needed")
         available = ("optical", "coords") + (("sar",) if "VV" in frame.columns else ())
         config = config.with_inputs(available)
+        in_gate = gate_mask(frame)
+        if in_gate.sum() < 5:
+            raise BadInputError(f"only {int(in_gate.sum())} of {len(frame)} samples fall in the gate set: "
+                                "at least 5 are needed to compare versions")
+        gate = Features.from_frame(frame[in_gate], config.inputs, source=f"gate samples of {aoi_name}")
+        y_gate = frame.loc[in_gate, "clay"].to_numpy(float)
+        frame = frame[~in_gate]
         features = Features.from_frame(frame, config.inputs, source=f"features of {aoi_name}")
         y = frame["clay"].to_numpy(float)
         utm = utm_for(float(frame["lon"].mean()), float(frame["lat"].mean()))
         xy = np.column_stack(Transformer.from_crs("EPSG:4326", utm, always_xy=True).transform(
             frame["lon"].to_numpy(), frame["lat"].to_numpy()))
-        inputs_key = _inputs_key(config, frame)
+        inputs_key = _inputs_key(config, table.data)
         lineage = {**table.lineage, "aoi": aoi_name, "samples": int(len(frame)), "requested": table.requested,
                    "excluded_nodata": table.excluded_nodata, "excluded_outside": table.excluded_outside,
                    "sample_ids_hash": _hash_ids(frame["sample_id"].to_numpy()), "inputs_key": inputs_key,
@@ -117,7 +131,8 @@ def retrain(engine: Engine, *, aoi_name: str, store_url: str, model_base_path: s
                 return done
         experiment = run_experiment(features, y, config, primary="kfold", protocols=("holdout", "kfold", "spatial"),
                                     xy=xy, final=True, lineage=lineage, progress=progress)
-        decision, champion = _gate(engine, experiment, features, y, tmp, force)
+        decision, champion = _gate(engine, experiment, gate, y_gate, tmp, force)
+        lineage = experiment.lineage
         with engine.connect() as conn:
             version = max([registry.next_version(conn), *(v + 1 for v in _versions_in(model_base_path)),
                            *(v + 1 for v in _rejected_versions(store))])
@@ -140,19 +155,45 @@ def retrain(engine: Engine, *, aoi_name: str, store_url: str, model_base_path: s
     return RetrainOutcome(version, status, decision.reason, uri, report, len(frame))
 
 
-def _gate(engine: Engine, experiment: Experiment, features: Features, y: np.ndarray, tmp: Path, force: bool):
-    from soilclay.model import registry
+GATE_FRACTION = 0.1
 
-    hold = experiment.results["holdout"]
-    test = np.flatnonzero(hold.folds >= 0)
-    candidate_rmse = hold.metrics[GATE_MODEL]["rmse"]
+
+def gate_mask(frame) -> np.ndarray:
+    """Samples in the fixed gate set: stable across versions, reloads and databases (hash of point id and
+    source, not of the database's sample id)."""
+    import hashlib
+
+    keys = (frame["source"].astype(str) + ":" if "source" in frame else "") + frame["point_id"].astype(str)
+    buckets = np.array([int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) % 1000 for k in keys])
+    return buckets < int(GATE_FRACTION * 1000)
+
+
+def _gate(engine: Engine, experiment: Experiment, gate: Features, y: np.ndarray, tmp: Path, force: bool):
+    from soilclay.model import registry
+    from soilclay.model.cnn import predict_cnn
+
+    assert experiment.final is not None
+    candidate_rmse = float(np.sqrt(np.mean((np.clip(predict_cnn(experiment.final.cnn, gate), 0, 100) - y) ** 2)))
     with engine.connect() as conn:
         champion = registry.current_champion(conn)
-    champion_rmse = _champion_rmse(champion, features.take(test), y[test], tmp) if champion else None
+    champion_rmse = _champion_rmse(champion, gate, y, tmp) if champion else None
+    experiment.lineage["gate"] = {"samples": int(len(y)), "candidate_rmse": candidate_rmse,
+                                  "champion_version": champion.version if champion else None,
+                                  "champion_rmse": champion_rmse}
     if champion is not None and champion_rmse is None and not force:
         return registry.Decision(False, f"champion v{champion.version} cannot be evaluated on these inputs; "
                                         "use force to replace it"), champion
     return registry.decide(candidate_rmse, champion_rmse, force=force), champion
+
+
+def _rejected_versions(store) -> set[int]:
+    return {int(k.split("/")[2]) for k in store.list("models/rejected") if k.split("/")[2].isdigit()}
+
+
+def _hash_ids(ids: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha256(",".join(str(i) for i in sorted(ids.tolist())).encode()).hexdigest()[:32]
 
 
 def _inputs_key(config: ModelConfig, frame) -> str:
@@ -177,16 +218,6 @@ def _trained_on(engine: Engine, inputs_key: str) -> RetrainOutcome | None:
     return RetrainOutcome(row.version, "up-to-date",
                           f"version {row.version} ({row.status}) was trained on exactly these samples, features "
                           "and config", row.artefact_uri, row.metrics, row.samples)
-
-
-def _rejected_versions(store) -> set[int]:
-    return {int(k.split("/")[2]) for k in store.list("models/rejected") if k.split("/")[2].isdigit()}
-
-
-def _hash_ids(ids: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha256(",".join(str(i) for i in sorted(ids.tolist())).encode()).hexdigest()[:32]
 
 
 def _jsonable(value):
