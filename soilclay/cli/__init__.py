@@ -12,6 +12,7 @@ from soilclay.cli.composites import composites
 from soilclay.cli.db import db
 from soilclay.cli.demo import demo_world
 from soilclay.cli.model import model
+from soilclay.cli.parcels import parcels
 from soilclay.cli.samples import samples
 from soilclay.cli.scenes import scenes
 from soilclay.cli.train import train
@@ -54,5 +55,6 @@ main.add_command(scenes)
 main.add_command(composites)
 main.add_command(samples)
 main.add_command(model)
+main.add_command(parcels)
 main.add_command(train)
 main.add_command(demo_world)

@@ -31,11 +31,13 @@ column(s)              convention
 
 A GeoPackage FID column with a producer-given name (anything but ``fid``/``ogc_fid``) is read as a
 column of that name, as above for the Dutch ``id``. GDAL's generated FIDs (row numbers) are never
-used: they change when a register is re-extracted. Ids become text: integral numbers without a
-decimal point (``106806035.0`` -> ``106806035``), strings without surrounding blanks; blank ids
-are rejected. Without any id column, ids are **derived from the geometry** (:func:`derived_id`:
+used: they change when a register is re-extracted (nor are integer GeoJSON feature ids, which
+GDAL turns into its FID; string ones are read as column ``id``). Ids become text: integral
+numbers without a decimal point (``106806035.0`` -> ``106806035``), strings without surrounding
+blanks; blank ids are rejected. Without any id column, ids are **derived from the geometry** (:func:`derived_id`:
 ``geom-`` + the first 16 hex digits of the SHA-256 of the WKB of the normalised geometry rounded to
-0.01 m in the source CRS), stable for an unchanged geometry; the report states the choice.
+0.01 m, or 1e-7 degrees in a geographic CRS, in the source CRS), stable for an unchanged geometry;
+the report states the choice.
 
 **Geometries.** Polygon and MultiPolygon only, stored as 2-D MultiPolygon. Invalid ones are
 repaired with ``shapely.make_valid`` (method ``structure``: rings are fixed and overlapping parts
@@ -294,7 +296,8 @@ def choose_id(columns: Iterable[str], id_column: str | None, *, where: str = "in
     tried = ", ".join("+".join(names) for names, _ in ID_CANDIDATES)
     return IdChoice((), "derived", f"no id column found (looked for {tried}; give one with --id-column); ids derived "
                                    f"from the geometry: '{DERIVED_PREFIX}' + 16 hex digits of SHA-256 of the WKB of "
-                                   f"the normalised geometry rounded to 0.01 m in the source CRS")
+                                   f"the normalised geometry rounded to 0.01 m (1e-7 degrees if geographic) in the "
+                                   f"source CRS")
 
 
 def id_text(value: Any) -> str:
