@@ -13,6 +13,7 @@ from soilclay.cli.db import db
 from soilclay.cli.demo import demo_world
 from soilclay.cli.model import model
 from soilclay.cli.parcels import parcels
+from soilclay.cli.predict import predict
 from soilclay.cli.samples import samples
 from soilclay.cli.scenes import scenes
 from soilclay.cli.train import train
@@ -56,5 +57,6 @@ main.add_command(composites)
 main.add_command(samples)
 main.add_command(model)
 main.add_command(parcels)
+main.add_command(predict)
 main.add_command(train)
 main.add_command(demo_world)

@@ -1,0 +1,1 @@
+"""Per-parcel clay estimates: composite pixels inside each parcel → predictor → aggregation → PostGIS."""
