@@ -13,7 +13,6 @@ from soilclay.scenes import earthengine as ees
 from soilclay.scenes.types import S1_COLLECTION, S2_COLLECTION, SceneRef, SceneSource
 from tests.composites.test_earthengine import AOI, arg_values, calls, expression, field_filters
 
-
 S2_INDEX = "20200105T102421_20200105T102423_T33UUU"
 S1_INDEX = "S1B_IW_GRDH_1SDV_20200106T165021_20200106T165046_019690_0253A6_5D2C"
 S2_ROW = [S2_INDEX, 1578219861000, "Sentinel-2A", 12.5, None]

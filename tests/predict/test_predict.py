@@ -1,0 +1,165 @@
+"""Per-parcel estimates end to end on the small demo world: PostGIS in, PostGIS out."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from soilclay.composites.build import build_composites
+from soilclay.composites.recipe import Recipe
+from soilclay.db import migrate
+from soilclay.db.aois import read_aoi_file, register_aoi
+from soilclay.db.engine import make_engine
+from soilclay.db.runs import recorded_run
+from soilclay.io.store import LocalStore
+from soilclay.model.config import ModelConfig
+from soilclay.model.pipeline import retrain
+from soilclay.parcels.load import load_parcels
+from soilclay.predict import write as write_module
+from soilclay.predict.run import predict_aoi
+from soilclay.samples.load import load_samples
+from soilclay.scenes.local import LocalStacSource
+from soilclay.scenes.sync import sync_scenes
+from soilclay.serving.predictor import InProcessPredictor
+
+FAST = {"folds": 3, "block_size_m": 300, "cnn": {"epochs": 80, "patience": 20},
+        "rf": {"n_estimators": 60}, "ann": {"max_iter": 300}}
+
+
+def _local(champion):
+    return InProcessPredictor(champion.artefact_uri, champion.version)
+
+
+@pytest.fixture(scope="module")
+def world_db(db_factory, small_world, tmp_path_factory):
+    url = db_factory()
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    root = tmp_path_factory.mktemp("predict")
+    geometry, props = read_aoi_file(small_world / "aoi.geojson")
+    register_aoi(engine, "demo-small", geometry, props["grid_crs"])
+    sync_scenes(engine, "demo-small", LocalStacSource(small_world / "scenes"))
+    store = LocalStore(root / "store")
+    build_composites(engine, aoi_name="demo-small", store=store, recipe=Recipe.parse(
+        {"aoi": "demo-small", "window": {"years": 3}, "grid": {"crs": "EPSG:32633"}, "tile_size": 128}))
+    load_samples(engine, small_world / "samples.csv", source="demo")
+    retrain(engine, aoi_name="demo-small", store_url=str(root / "store"), model_base_path=str(root / "models"),
+            config=ModelConfig.parse(FAST))
+    load_parcels(engine, small_world / "parcels.gpkg")
+    yield engine, store
+    engine.dispose()
+
+
+def _run(engine, store, run_id):
+    with recorded_run(engine, "predict", run_id=run_id) as run:
+        return predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id=run.run_id)
+
+
+def _latest(engine) -> pd.DataFrame:
+    with engine.connect() as conn:
+        return pd.read_sql(text("SELECT * FROM soilclay.parcel_clay_latest ORDER BY parcel_id"), conn)
+
+
+def test_estimates_match_the_truth_and_rerun_writes_nothing(world_db, small_world):
+    engine, store = world_db
+    first = _run(engine, store, "predict-1")
+    parcels = pd.read_csv(small_world / "truth" / "parcels_truth.csv")
+    assert first.estimated == first.written == len(parcels)
+    latest = _latest(engine)
+    assert len(latest) == len(parcels) and (latest["model_version"] == 1).all()
+    merged = latest.merge(parcels, on="parcel_id")
+    ok = merged["clay"].notna()
+    assert ok.sum() >= 0.75 * len(merged)  # grassland parcels are rarely bare: flagged instead
+    resid = merged.loc[ok, "clay"] - merged.loc[ok, "clay_true_mean"]
+    truth = merged.loc[ok, "clay_true_mean"]
+    r2 = 1 - (resid**2).sum() / ((truth - truth.mean()) ** 2).sum()
+    assert r2 > 0.6, r2
+    inside = (merged.loc[ok, "clay_true_mean"].between(merged.loc[ok, "clay_lower"], merged.loc[ok, "clay_upper"]))
+    assert inside.mean() >= 0.85
+    flagged = merged[~ok]
+    assert (flagged["flags"].map(len) > 0).all()
+    assert (merged.loc[ok, "pixel_count"] >= 3).all()
+
+    again = _run(engine, store, "predict-2")
+    assert (again.estimated, again.written) == (0, 0)
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_predictions")).scalar() == len(parcels)
+
+
+def test_failure_mid_write_leaves_previous_results_intact(world_db, monkeypatch):
+    engine, store = world_db
+    with engine.begin() as conn:  # a new parcel needs an estimate
+        conn.execute(text(
+            "INSERT INTO soilclay.parcels (parcel_id, geom, source_file) SELECT 'NEW-1', ST_Multi(ST_Buffer("
+            "ST_Centroid(geom)::geography, 60)::geometry), 't' FROM soilclay.aois WHERE name = 'demo-small'"))
+    before = _latest(engine)
+    original = write_module.rows
+
+    def broken_rows(est, **kwargs):
+        for i, row in enumerate(original(est, **kwargs)):
+            yield row if i == 0 else (*row[:5], 150.0, *row[6:])  # violates the clay range CHECK
+
+    monkeypatch.setattr(write_module, "rows", broken_rows)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM soilclay.parcel_predictions WHERE parcel_id LIKE 'DEMO-0000%'"))
+    with pytest.raises(Exception, match="parcel_predictions_(mean_range|interval_order)"):
+        _run(engine, store, "predict-broken")
+    with engine.connect() as conn:
+        missing = conn.execute(text(
+            "SELECT count(*) FROM soilclay.parcels p WHERE NOT EXISTS (SELECT 1 FROM soilclay.parcel_predictions pp "
+            "WHERE pp.parcel_id = p.parcel_id)")).scalar()
+        status = conn.execute(text(
+            "SELECT status FROM soilclay.pipeline_runs WHERE run_id = 'predict-broken'")).scalar()
+    assert status == "failed"
+    assert missing == 1 + 9  # nothing of the failed run is visible: the new parcel and the deleted ones lack rows
+    after = _latest(engine)
+    kept = before["parcel_id"].str.startswith("DEMO-0000") == False  # noqa: E712
+    pd.testing.assert_frame_equal(before[kept].reset_index(drop=True), after[kept].reset_index(drop=True))
+    monkeypatch.setattr(write_module, "rows", original)
+    resumed = _run(engine, store, "predict-resume")
+    assert resumed.estimated == 10
+
+
+def test_reader_role_queries_the_view(world_db):
+    engine, _ = world_db
+    with engine.connect() as conn:
+        conn.execute(text("SET ROLE soilclay_reader"))
+        n = conn.execute(text("SELECT count(*) FROM soilclay.parcel_clay_latest WHERE clay > 0")).scalar()
+        conn.execute(text("RESET ROLE"))
+    assert n > 20
+
+
+def test_parcels_outside_or_smaller_than_a_pixel_are_flagged(world_db):
+    engine, store = world_db
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO soilclay.parcels (parcel_id, geom, source_file) VALUES "
+            "('TINY-1', (SELECT ST_Multi(ST_Buffer(ST_Centroid(geom)::geography, 3)::geometry) "
+            " FROM soilclay.aois WHERE name = 'demo-small'), 't'),"
+            "('EDGE-1', ST_Multi(ST_Buffer((SELECT ST_PointN(ST_ExteriorRing(ST_GeometryN(geom, 1)), 1) "
+            " FROM soilclay.aois WHERE name = 'demo-small')::geography, 25)::geometry), 't')"))
+    _run(engine, store, "predict-small")
+    with engine.connect() as conn:
+        rows = dict(conn.execute(text(
+            "SELECT parcel_id, flags FROM soilclay.parcel_predictions WHERE parcel_id IN ('TINY-1', 'EDGE-1')")).all())
+        clay = conn.execute(text(
+            "SELECT clay_mean FROM soilclay.parcel_predictions WHERE parcel_id = 'TINY-1'")).scalar()
+    assert clay is None and set(rows["TINY-1"]) & {"no_pixels", "too_few_pixels"}
+    assert "EDGE-1" in rows
+
+
+def test_aggregation_interval_and_flags():
+    from soilclay.predict.aggregate import aggregate
+
+    parcel = np.array([0, 0, 0, 0, 1, 2, 2, 2])
+    clay = np.array([10, 12, 14, 16, 30, 40, 42, 44], float)
+    est = aggregate(["a", "b", "c", "d"], parcel, clay, clay - 5, clay + 5, np.array([1, 1, 1, 1, 1, 0, 0, 1], bool),
+                    total_pixels=np.array([4, 10, 3, 0]), usable_pixels=np.array([4, 1, 6, 0]))
+    assert est.clay_mean[0] == 13 and est.clay_median[0] == 13
+    assert (est.clay_lower[0], est.clay_upper[0]) == (8, 18)  # all usable pixels used: model interval only
+    assert np.isnan(est.clay_mean[1]) and est.flags[1] == ["too_few_pixels"] and est.bare_fraction[1] == 0.1
+    assert est.flags[2] == ["pixels_sampled", "mostly_out_of_domain"]  # 3 of 6 usable pixels kept
+    assert est.clay_upper[2] - est.clay_mean[2] > 5  # the sampling error widens the interval
+    assert est.flags[3] == ["no_pixels"] and est.pixel_count[3] == 0
