@@ -100,8 +100,11 @@ def parcel_pixels(parcels: gpd.GeoDataFrame, s2_path: str, s1_path: str | None, 
                     values = np.concatenate([*feats, np.column_stack([lon, lat]).astype(np.float32)], axis=1)
                     ok = np.isfinite(values).all(axis=1)
                     owner = labels[inside][ok] - 1
-                    for p in np.unique(owner):
-                        chunks.setdefault(int(p), []).append(values[ok][owner == p])
+                    order = np.argsort(owner, kind="stable")
+                    owner, values = owner[order], values[ok][order]
+                    found, starts = np.unique(owner, return_index=True)
+                    for p, block in zip(found, np.split(values, starts[1:]), strict=True):
+                        chunks.setdefault(int(p), []).append(block)
         finally:
             if s1 is not None:
                 s1.close()
