@@ -100,6 +100,8 @@ def parcel_pixels(parcels: gpd.GeoDataFrame, s2_path: str, s1_path: str | None, 
                     values = np.concatenate([*feats, np.column_stack([lon, lat]).astype(np.float32)], axis=1)
                     ok = np.isfinite(values).all(axis=1)
                     owner = labels[inside][ok] - 1
+                    if owner.size == 0:
+                        continue
                     order = np.argsort(owner, kind="stable")
                     owner, values = owner[order], values[ok][order]
                     found, starts = np.unique(owner, return_index=True)
