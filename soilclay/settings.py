@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     tf_serving_grpc: str = Field("localhost:8500", description="TF Serving gRPC address (host:port).")
     tf_serving_rest: str = Field("http://localhost:8501", description="TF Serving REST base URL.")
     tf_serving_model: str = Field("clay", description="Model name in TF Serving's models.config.")
+    tf_serving_config_dir: Path = Field(Path("var/tf-serving"),
+                                        description="Where models.config and monitoring.config are written.")
+    tf_serving_base_path: str = Field("/models/clay", description="The model base path as TF Serving sees it.")
     ee_project: str = Field("", description="Google Cloud project for Earth Engine (required by that backend).")
     ee_service_account: str = Field("", description="Earth Engine service-account e-mail (else default credentials).")
     ee_key_file: str = Field("", repr=False, description="Path of the service account's JSON key file.")

@@ -36,7 +36,9 @@ def retrain(settings: Settings, aoi_name: str, config_path: Path | None, force: 
         outcome = run_retrain(engine, aoi_name=aoi_name, store_url=settings.store_url,
                               model_base_path=settings.model_base_path, config=config, force=force,
                               run_id=run.run_id, sources=list(sources) or None, workdir=settings.work_dir,
-                              progress=True)
+                              progress=True, serving_config_dir=settings.tf_serving_config_dir,
+                              serving_model=settings.tf_serving_model,
+                              serving_base_path=settings.tf_serving_base_path)
         run.summary = {"version": outcome.version, "status": outcome.status, "samples": outcome.samples}
     engine.dispose()
     click.echo(outcome.render())

@@ -20,6 +20,11 @@ def predictor_factory(settings: Settings, serving: str, protocol: str):
         target = settings.tf_serving_grpc if protocol == "grpc" else settings.tf_serving_rest
         predictor = TFServingPredictor(target, settings.tf_serving_model, champion.version, protocol=protocol)
         predictor.check_ready()
+        # The champion is loaded: move the 'champion' label to it (second step of the swap).
+        from soilclay.serving.config import write_models_config
+
+        write_models_config(settings.tf_serving_config_dir / "models.config", model_name=settings.tf_serving_model,
+                            base_path=settings.tf_serving_base_path, version=champion.version)
         return predictor
 
     return build

@@ -93,7 +93,8 @@ def _champion_rmse(champion, features: Features, y: np.ndarray, workdir: Path) -
 
 def retrain(engine: Engine, *, aoi_name: str, store_url: str, model_base_path: str, config: ModelConfig,
             force: bool = False, run_id: str | None = None, sources: list[str] | None = None,
-            workdir: Path | None = None, progress: bool = False) -> RetrainOutcome:
+            workdir: Path | None = None, progress: bool = False, serving_config_dir: Path | None = None,
+            serving_model: str = "clay", serving_base_path: str = "/models/clay") -> RetrainOutcome:
     from soilclay.features.points import features_for_aoi
     from soilclay.model import registry
     from soilclay.model.export import export_savedmodel, publish_model
@@ -151,11 +152,30 @@ def retrain(engine: Engine, *, aoi_name: str, store_url: str, model_base_path: s
                                     training_data=_jsonable(lineage), config_hash=config.hash(), run_id=run_id)
         status = registry.apply_decision(engine, version, decision,
                                          expected_champion=champion.version if champion else None)
+        if status == "champion" and serving_config_dir is not None:
+            write_serving_config(serving_config_dir, serving_model, serving_base_path, version,
+                                 previous=champion.version if champion else None)
         shutil.rmtree(export, ignore_errors=True)
     return RetrainOutcome(version, status, decision.reason, uri, report, len(frame))
 
 
 GATE_FRACTION = 0.1
+
+
+def write_serving_config(config_dir: Path, model: str, base_path: str, champion: int, previous: int | None) -> None:
+    """TF Serving's models.config (and monitoring.config) after a promotion. With a previous champion the
+    label stays on it while the new version loads (TF Serving refuses to move a label to a version not yet
+    loaded); :func:`soilclay.serving.config.write_models_config` with the new version alone completes the
+    swap once it is ready (``soilclay predict --serving tfserving`` does so)."""
+    from soilclay.serving.config import write_models_config, write_monitoring_config
+
+    config_dir.mkdir(parents=True, exist_ok=True)
+    if previous is None:
+        write_models_config(config_dir / "models.config", model_name=model, base_path=base_path, version=champion)
+    else:
+        write_models_config(config_dir / "models.config", model_name=model, base_path=base_path, version=previous,
+                            also_load=[champion])
+    write_monitoring_config(config_dir / "monitoring.config")
 
 
 def gate_mask(frame) -> np.ndarray:

@@ -51,6 +51,11 @@ def test_reader_reads_the_view_only_and_writes_nothing(conn, populated):
     conn.execute(text("SET LOCAL ROLE soilclay_reader"))
     n = conn.execute(text("SELECT count(*) FROM soilclay.parcel_clay_latest WHERE clay > 20")).scalar()
     assert n == 1
+    history = conn.execute(text("SELECT model_version, model_status, s2_composite_version, clay "
+                                "FROM soilclay.parcel_clay_history WHERE parcel_id = 'P1' ORDER BY model_version, "
+                                "s2_composite_version")).all()
+    assert [tuple(r) for r in history] == [(1, "retired", 2, 11.0), (2, "champion", 1, 21.0), (2, "champion", 2, 22.0),
+                                           (3, "rejected", 2, 33.0)]
     for table in ("parcels", "parcel_predictions", "model_versions", "samples", "composites", "alembic_version"):
         _denied(conn, f"SELECT * FROM soilclay.{table} LIMIT 1")
     _denied(conn, "INSERT INTO soilclay.pipeline_runs (run_id, stage) VALUES ('x', 'predict')")
