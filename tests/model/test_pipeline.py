@@ -47,7 +47,7 @@ def test_first_version_becomes_champion_then_worse_is_rejected_and_forced_wins(p
     engine, root = prepared
     base, store = str(root / "models"), str(root / "store")
     first = retrain(engine, aoi_name="demo-small", store_url=store, model_base_path=base,
-                    config=ModelConfig.parse(FAST))
+                    config=ModelConfig.parse(FAST), serving_config_dir=root / "tf-serving")
     assert (first.version, first.status) == (1, "champion") and "no champion yet" in first.reason
     assert (root / "models" / "1" / "saved_model.pb").exists()
     assert (root / "models" / "1" / "assets.extra" / "report" / "report_spatial_predictions.png").exists()
@@ -65,8 +65,15 @@ def test_first_version_becomes_champion_then_worse_is_rejected_and_forced_wins(p
     assert not (root / "models" / "2").exists()  # never where TF Serving looks
     assert (root / "store" / "models" / "rejected" / "2" / "saved_model.pb").exists()
 
+    from soilclay.serving.config import read_models_config, served_versions
+
+    config_file = root / "tf-serving" / "models.config"
+    assert served_versions(read_models_config(config_file), "clay") == ((1,), {"champion": 1})
     forced = retrain(engine, aoi_name="demo-small", store_url=store, model_base_path=base, config=crippled,
-                     force=True)
+                     force=True, serving_config_dir=root / "tf-serving")
+    # The new champion loads next to the old one; the label moves once it is ready.
+    assert served_versions(read_models_config(config_file), "clay") == ((1, 3), {"champion": 1})
+    assert (root / "tf-serving" / "monitoring.config").exists()
     assert (forced.version, forced.status) == (3, "champion") and forced.reason.startswith("forced")
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT version, status, training_data->>'s2_composite_id' AS s2, "
