@@ -28,6 +28,9 @@ demo: setup
 	@$(VENV)/soilclay samples load "$(DEMO_DIR)/samples.csv" --source $(DEMO_AOI)
 	@$(VENV)/soilclay model retrain --aoi $(DEMO_AOI) --source $(DEMO_AOI)
 	@$(VENV)/soilclay model list
+	@echo "[demo] loading the parcels and estimating clay per parcel with the champion"
+	@$(VENV)/soilclay parcels load "$(DEMO_DIR)/parcels.gpkg"
+	@$(VENV)/soilclay predict --aoi $(DEMO_AOI)
 
 test: setup
 	@$(VENV)/pytest $(PYTEST_ARGS)
