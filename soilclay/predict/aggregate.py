@@ -36,41 +36,44 @@ class ParcelEstimates:
 def aggregate(parcel_ids: list[str], parcel: np.ndarray, clay: np.ndarray, lower: np.ndarray, upper: np.ndarray,
               in_domain: np.ndarray, total_pixels: np.ndarray, usable_pixels: np.ndarray, *,
               min_pixels: int = 3) -> ParcelEstimates:
+    """Vectorised over parcels (one sort for the medians); see the module docstring."""
     n = len(parcel_ids)
-    order = np.argsort(parcel, kind="stable")
-    parcel, clay, lower, upper, in_domain = parcel[order], clay[order], lower[order], upper[order], in_domain[order]
-    starts = np.searchsorted(parcel, np.arange(n))
-    ends = np.searchsorted(parcel, np.arange(n), side="right")
-    out = {k: np.full(n, np.nan) for k in ("mean", "median", "lower", "upper", "ood")}
-    count = (ends - starts).astype(np.int64)
+    parcel = np.asarray(parcel, dtype=np.int64)
+    clay = np.asarray(clay, dtype=float)
+    count = np.bincount(parcel, minlength=n)
+    safe = np.maximum(count, 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(parcel, weights=clay, minlength=n) / safe
+        h_model = np.bincount(parcel, weights=(np.asarray(upper) - np.asarray(lower)) / 2, minlength=n) / safe
+        ood = 1 - np.bincount(parcel, weights=np.asarray(in_domain, float), minlength=n) / safe
+        var = (np.bincount(parcel, weights=clay**2, minlength=n) - count * mean**2) / np.maximum(count - 1, 1)
+    order = np.lexsort((clay, parcel))
+    ordered = clay[order]
+    first = np.cumsum(count) - count
+    lo = np.minimum(first + (count - 1) // 2, max(len(ordered) - 1, 0))
+    hi = np.minimum(first + count // 2, max(len(ordered) - 1, 0))
+    median = (ordered[lo] + ordered[hi]) / 2 if len(ordered) else np.full(n, np.nan)
+    sampled = (usable_pixels > count) & (count > 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        fpc = np.sqrt(np.where(sampled, (usable_pixels - count) / np.maximum(usable_pixels - 1, 1), 0.0))
+        sampling = np.where(sampled, Z90 * np.sqrt(np.maximum(var, 0)) / np.sqrt(safe) * fpc, 0.0)
+    half = np.hypot(h_model, sampling)
+    estimable = (usable_pixels >= min_pixels) & (count > 0)
+    mean = np.clip(mean, 0, 100)
+    out_mean = np.where(estimable, mean, np.nan)
+    out_median = np.where(estimable, median, np.nan)
+    out_lower = np.where(estimable, np.maximum(mean - half, 0.0), np.nan)
+    out_upper = np.where(estimable, np.minimum(mean + half, 100.0), np.nan)
+    out_ood = np.where(count > 0, ood, np.nan)
     flags: list[list[str]] = [[] for _ in range(n)]
-    for p in range(n):
-        a, b = starts[p], ends[p]
-        if total_pixels[p] == 0:
-            flags[p].append("no_pixels")  # smaller than a pixel, or outside the composite
-            continue
-        if usable_pixels[p] < min_pixels:
-            flags[p].append("too_few_pixels")
-            if b == a:
-                continue
-        values = clay[a:b]
-        mean = float(values.mean())
-        h_model = float(np.mean(upper[a:b] - lower[a:b]) / 2)
-        m = b - a
-        sampling = 0.0
-        if usable_pixels[p] > m and m > 1:  # capped: the kept pixels are a sample of the usable ones
-            fpc = np.sqrt((usable_pixels[p] - m) / (usable_pixels[p] - 1))
-            sampling = Z90 * float(values.std(ddof=1)) / np.sqrt(m) * fpc
-            flags[p].append("pixels_sampled")
-        half = float(np.hypot(h_model, sampling))
-        out["ood"][p] = float(1 - in_domain[a:b].mean())
-        if out["ood"][p] > 0.5:
-            flags[p].append("mostly_out_of_domain")
-        if usable_pixels[p] < min_pixels:
-            continue
-        mean = min(max(mean, 0.0), 100.0)
-        out["mean"][p], out["median"][p] = mean, float(np.median(values))
-        out["lower"][p], out["upper"][p] = max(mean - half, 0.0), min(mean + half, 100.0)
+    for p in np.flatnonzero(total_pixels == 0):
+        flags[p].append("no_pixels")  # smaller than a pixel, or outside the composite
+    for p in np.flatnonzero((total_pixels > 0) & (usable_pixels < min_pixels)):
+        flags[p].append("too_few_pixels")
+    for p in np.flatnonzero(sampled):
+        flags[p].append("pixels_sampled")
+    for p in np.flatnonzero((count > 0) & (out_ood > 0.5)):
+        flags[p].append("mostly_out_of_domain")
     bare = np.where(total_pixels > 0, usable_pixels / np.maximum(total_pixels, 1), np.nan)
-    return ParcelEstimates(list(parcel_ids), out["mean"], out["median"], out["lower"], out["upper"], count,
-                           bare, out["ood"], flags)
+    return ParcelEstimates(list(parcel_ids), out_mean, out_median, out_lower, out_upper, count.astype(np.int64),
+                           bare, out_ood, flags)
