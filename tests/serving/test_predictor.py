@@ -13,6 +13,7 @@ import tensorflow as tf
 from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
 from soilclay.model.export import OUTPUTS, load_serving
 from soilclay.serving import predictor as pred
+from soilclay.serving import tfserving
 from soilclay.serving.predictor import InProcessPredictor, Predictor, TFServingPredictor
 from tests.serving.conftest import MODEL_NAME, make_inputs
 
@@ -29,7 +30,7 @@ def in_process(served):
 def sleeps(monkeypatch) -> list[float]:
     """Back-off delays, recorded instead of slept."""
     recorded: list[float] = []
-    monkeypatch.setattr(pred, "_sleep", recorded.append)
+    monkeypatch.setattr(tfserving, "_sleep", recorded.append)
     return recorded
 
 

@@ -1,0 +1,104 @@
+"""InProcessPredictor: the champion SavedModel loaded into this process."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from soilclay.errors import BadInputError
+from soilclay.model.export import OUTPUTS, SIGNATURE
+from soilclay.serving.contract import (
+    DEFAULT_BATCH_SIZE,
+    _check_signature_outputs,
+    _empty_outputs,
+    _signature_inputs,
+    batch_slices,
+    check_arrays,
+    check_batch_size,
+    check_outputs,
+)
+
+log = logging.getLogger(__name__)
+
+class InProcessPredictor:
+    """The SavedModel's ``serving_default`` signature loaded into this process (no server involved).
+
+    ``model_dir`` is one version directory (``{base}/{version}``), local or a URL TensorFlow can read (e.g.
+    ``gs://``; kept as a string, since ``Path`` would fold ``gs://`` into ``gs:/``).
+    """
+
+    def __init__(self, model_dir: str | Path, version: int, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        import tensorflow as tf
+
+        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+            raise BadInputError(f"model version must be an integer >= 1, found {version!r}")
+        self.batch_size = check_batch_size(batch_size)
+        self.model_dir = str(model_dir)
+        self._version = version
+        try:
+            loaded = tf.saved_model.load(self.model_dir)
+        except (OSError, ValueError, tf.errors.OpError) as e:
+            raise BadInputError(f"cannot load a SavedModel from {self.model_dir} (expected the output of "
+                                f"export_savedmodel, {{base}}/{{version}}/saved_model.pb): {e}") from e
+        signatures = dict(loaded.signatures)
+        if SIGNATURE not in signatures:
+            raise BadInputError(f"{self.model_dir} has no {SIGNATURE!r} signature; found {sorted(signatures)}")
+        fn = signatures[SIGNATURE]
+        specs = fn.structured_input_signature[1]
+        try:
+            self._inputs = _signature_inputs({n: (s.dtype.name, s.shape.as_list()) for n, s in specs.items()})
+            _check_signature_outputs({n: t.dtype.name for n, t in fn.structured_outputs.items()})
+        except ValueError as e:
+            raise BadInputError(f"{self.model_dir}: {e}") from e
+        self._loaded: Any = loaded
+        self._fn: Any = fn
+
+    @classmethod
+    def from_base_path(cls, model_base_path: str | Path, version: int, *,
+                       batch_size: int = DEFAULT_BATCH_SIZE) -> InProcessPredictor:
+        """Load ``{model_base_path}/{version}`` (TF Serving's layout)."""
+        return cls(f"{str(model_base_path).rstrip('/')}/{version}", version, batch_size=batch_size)
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self._inputs
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    def predict(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        if self._fn is None:
+            raise RuntimeError(f"{self!r} is closed")
+        batch, n = check_arrays(arrays, self._inputs)
+        result = _empty_outputs(n)
+        for rows in batch_slices(n, self.batch_size):
+            raw = self._fn(**{name: tf.constant(arr[rows]) for name, arr in batch.items()})
+            part = check_outputs({k: v.numpy() for k, v in raw.items()}, rows.stop - rows.start)
+            for name in OUTPUTS:
+                result[name][rows] = part[name]
+        return result
+
+    def close(self) -> None:
+        self._fn = None
+        self._loaded = None
+
+    def __enter__(self) -> InProcessPredictor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"InProcessPredictor({self.model_dir!r}, version={self._version})"
+
+
+# --- TF Serving -----------------------------------------------------------------------------------------------
+
+
