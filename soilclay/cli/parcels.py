@@ -20,10 +20,12 @@ def parcels() -> None:
               help="Column of the parcel id; 'A+B' joins several with '/' (default: detected, else derived from "
                    "the geometry).")
 @click.option("--layer", default=None, help="Layer to read when the file has several polygon layers.")
+@click.option("--id-prefix", default="", help="Put before every id, e.g. 'nl-brp-2023:' (ids are global).")
 @click.option("--show", "show_problems", type=click.IntRange(min=0), default=20, show_default=True,
               help="How many rejected and repaired features to print.")
 @click.pass_obj
-def load(settings: Settings, file: Path, id_column: str | None, layer: str | None, show_problems: int) -> None:
+def load(settings: Settings, file: Path, id_column: str | None, layer: str | None, id_prefix: str,
+         show_problems: int) -> None:
     """Check FILE's parcels and upsert them by parcel id; bad features are reported and skipped.
 
     Geometries are reprojected to EPSG:4326 and invalid ones repaired. Loading the same file again
@@ -36,8 +38,9 @@ def load(settings: Settings, file: Path, id_column: str | None, layer: str | Non
     engine = make_engine(settings.database_url)
     try:
         with recorded_run(engine, "parcel_load",
-                          params={"file": str(file.resolve()), "layer": layer, "id_column": id_column}) as run:
-            report = load_parcels(engine, file, layer=layer, id_column=id_column)
+                          params={"file": str(file.resolve()), "layer": layer, "id_column": id_column,
+                                  "id_prefix": id_prefix}) as run:
+            report = load_parcels(engine, file, layer=layer, id_column=id_column, id_prefix=id_prefix)
             run.summary = report.summary()
     finally:
         engine.dispose()

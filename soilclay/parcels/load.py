@@ -495,15 +495,19 @@ def _crs_name(crs: CRS) -> str:
     return f"{authority[0]}:{authority[1]}" if authority else crs.name
 
 
-def read_parcels(path: str | Path, *, layer: str | None = None,
-                 id_column: str | None = None) -> tuple[gpd.GeoDataFrame, ParcelReport]:
+def read_parcels(path: str | Path, *, layer: str | None = None, id_column: str | None = None,
+                 id_prefix: str = "") -> tuple[gpd.GeoDataFrame, ParcelReport]:
     """Read and check the parcels of ``path``.
 
     Returns the loadable parcels (columns ``parcel_id`` text, ``attributes`` JSON-safe dict of the
     other columns, ``geometry`` MultiPolygon; EPSG:4326; index ``feature``, 1 = the layer's first
     feature) and a :class:`ParcelReport` (nothing stored yet). Raises :class:`BadInputError` for an
     unreadable file, a missing CRS, an ambiguous or unknown layer and an unknown ``id_column``.
+    ``id_prefix`` (e.g. ``nl-brp-2023:``) is put before every id: parcel ids are one key across all
+    files, and registers of different countries reuse the same numbers.
     """
+    if id_prefix and (id_prefix.strip() != id_prefix or len(id_prefix) > 64):
+        raise BadInputError(f"--id-prefix must be 1..64 characters without surrounding spaces, found {id_prefix!r}")
     path = Path(path)
     frame, layer_name = _open(path, layer)
     crs = CRS.from_user_input(frame.crs)
@@ -519,6 +523,7 @@ def read_parcels(path: str | Path, *, layer: str | None = None,
             ids[i] = pid
     else:
         ids = _ids(frame, choice, reasons)
+    ids = [f"{id_prefix}{pid}" if pid else pid for pid in ids]
     ok = np.array([not r for r in reasons], dtype=bool)
     stored = _reproject(geoms, ok, crs, reasons, repairs)
     _dedupe(ids, reasons, derived)
@@ -577,7 +582,7 @@ def _json_rows(parcels: gpd.GeoDataFrame) -> str:
 
 
 def load_parcels(engine: Engine, path: str | Path, *, layer: str | None = None,
-                 id_column: str | None = None) -> ParcelReport:
+                 id_column: str | None = None, id_prefix: str = "") -> ParcelReport:
     """Read ``path`` (:func:`read_parcels`) and upsert its valid parcels by id in one transaction.
 
     Unchanged parcels are not touched (reloading a file reports them all unchanged); a changed
@@ -585,7 +590,7 @@ def load_parcels(engine: Engine, path: str | Path, *, layer: str | None = None,
     features are reported, never stored.
     """
     path = Path(path)
-    parcels, report = read_parcels(path, layer=layer, id_column=id_column)
+    parcels, report = read_parcels(path, layer=layer, id_column=id_column, id_prefix=id_prefix)
     report.stored = True
     if parcels.empty:
         log.warning("%s: no valid parcels to load", path)

@@ -357,3 +357,11 @@ def test_ids_shared_by_two_registers_are_reported_as_taken_over(fresh_engine):
     finnish = load_parcels(fresh_engine, folder / "fi_gsaa_2023_100.gpkg")
     assert finnish.taken_over > 0 and finnish.updated == finnish.taken_over
     assert "were last loaded from another file" in finnish.render()
+    # With a prefix per register, the ids no longer collide.
+    prefixed = load_parcels(fresh_engine, folder / "fi_gsaa_2023_100.gpkg", id_prefix="fi-gsaa-2023:")
+    assert (prefixed.inserted, prefixed.taken_over) == (100, 0)
+    with fresh_engine.connect() as conn:
+        n = conn.execute(text("SELECT count(*) FROM soilclay.parcels WHERE parcel_id LIKE 'fi-gsaa-2023:%'")).scalar()
+    assert n == 100
+    with pytest.raises(BadInputError, match="id-prefix"):
+        load_parcels(fresh_engine, folder / "fi_gsaa_2023_100.gpkg", id_prefix=" x")
