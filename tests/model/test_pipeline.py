@@ -8,37 +8,16 @@ import json
 import pytest
 from sqlalchemy import text
 
-from soilclay.composites.build import build_composites
-from soilclay.composites.recipe import Recipe
-from soilclay.db import migrate
-from soilclay.db.aois import read_aoi_file, register_aoi
-from soilclay.db.engine import make_engine
-from soilclay.io.store import LocalStore
 from soilclay.model.config import ModelConfig
 from soilclay.model.pipeline import retrain
-from soilclay.samples.load import load_samples
-from soilclay.scenes.local import LocalStacSource
-from soilclay.scenes.sync import sync_scenes
-
-FAST = {"folds": 3, "block_size_m": 300, "cnn": {"epochs": 80, "patience": 20},
-        "rf": {"n_estimators": 60}, "ann": {"max_iter": 300}}
+from tests.worlds import FAST, prepared_world_db
 
 
 @pytest.fixture(scope="module")
 def prepared(db_factory, small_world, tmp_path_factory):
     """A database of its own (the registry must start empty): AOI, scenes, composites, samples."""
-    url = db_factory()
-    migrate.upgrade(url)
-    engine = make_engine(url)
     root = tmp_path_factory.mktemp("pipeline")
-    geometry, props = read_aoi_file(small_world / "aoi.geojson")
-    register_aoi(engine, "demo-small", geometry, props["grid_crs"])
-    sync_scenes(engine, "demo-small", LocalStacSource(small_world / "scenes"))
-    store = LocalStore(root / "store")
-    recipe = Recipe.parse({"aoi": "demo-small", "window": {"years": 3}, "grid": {"crs": "EPSG:32633"},
-                           "tile_size": 128})
-    build_composites(engine, aoi_name="demo-small", store=store, recipe=recipe)
-    load_samples(engine, small_world / "samples.csv", source="demo")
+    engine, _ = prepared_world_db(db_factory(), small_world, root)
     yield engine, root
     engine.dispose()
 

@@ -7,25 +7,14 @@ import pandas as pd
 import pytest
 from sqlalchemy import text
 
-from soilclay.composites.build import build_composites
-from soilclay.composites.recipe import Recipe
-from soilclay.db import migrate
-from soilclay.db.aois import read_aoi_file, register_aoi
-from soilclay.db.engine import make_engine
 from soilclay.db.runs import recorded_run
-from soilclay.io.store import LocalStore
 from soilclay.model.config import ModelConfig
 from soilclay.model.pipeline import retrain
 from soilclay.parcels.load import load_parcels
 from soilclay.predict import write as write_module
 from soilclay.predict.run import predict_aoi
-from soilclay.samples.load import load_samples
-from soilclay.scenes.local import LocalStacSource
-from soilclay.scenes.sync import sync_scenes
 from soilclay.serving.predictor import InProcessPredictor
-
-FAST = {"folds": 3, "block_size_m": 300, "cnn": {"epochs": 80, "patience": 20},
-        "rf": {"n_estimators": 60}, "ann": {"max_iter": 300}}
+from tests.worlds import FAST, prepared_world_db
 
 
 def _local(champion):
@@ -34,17 +23,8 @@ def _local(champion):
 
 @pytest.fixture(scope="module")
 def world_db(db_factory, small_world, tmp_path_factory):
-    url = db_factory()
-    migrate.upgrade(url)
-    engine = make_engine(url)
     root = tmp_path_factory.mktemp("predict")
-    geometry, props = read_aoi_file(small_world / "aoi.geojson")
-    register_aoi(engine, "demo-small", geometry, props["grid_crs"])
-    sync_scenes(engine, "demo-small", LocalStacSource(small_world / "scenes"))
-    store = LocalStore(root / "store")
-    build_composites(engine, aoi_name="demo-small", store=store, recipe=Recipe.parse(
-        {"aoi": "demo-small", "window": {"years": 3}, "grid": {"crs": "EPSG:32633"}, "tile_size": 128}))
-    load_samples(engine, small_world / "samples.csv", source="demo")
+    engine, store = prepared_world_db(db_factory(), small_world, root)
     retrain(engine, aoi_name="demo-small", store_url=str(root / "store"), model_base_path=str(root / "models"),
             config=ModelConfig.parse(FAST))
     load_parcels(engine, small_world / "parcels.gpkg")
