@@ -1,0 +1,135 @@
+"""Shared pieces of the soilclay DAGs: Assets, default task arguments, runtime settings.
+
+Nothing here imports ``soilclay`` (or anything heavy) at module level and nothing here looks up a
+connection, a Variable or the database when a DAG file is parsed: the helpers do that inside tasks.
+
+Assets (declared once here, used by every DAG):
+
+- ``SCENES``: new Sentinel-1/2 scenes were recorded for some AOI (``extra``: new scene counts);
+- ``COMPOSITES``: new composite versions were registered (``extra``: the versions created);
+- ``MODEL``: a new champion model version was published (``extra``: its version);
+- ``PREDICTIONS``: new per-parcel estimates were written (``extra``: counts and model version).
+
+Retries: only failures that may pass by themselves are retried (soilclay's
+``TransientExternalError``, lost database connections, network timeouts), with exponential
+back-off. Wrong input or configuration (``BadInputError``), a refusal for good
+(``FinalExternalError``), invalid settings (pydantic ``ValidationError``) and any unexpected error
+(a bug) fail at once: retrying them only delays the alert. This uses Airflow 3.3's
+``ExceptionRetryPolicy`` (``retry_policy`` in ``default_args``), evaluated in the worker.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import Asset, ExceptionRetryPolicy, RetryRule
+from airflow.sdk.definitions.retry_policy import RetryAction
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from soilclay.settings import Settings
+
+SCENES = Asset(name="soilclay_scenes", uri="soilclay://scenes", group="soilclay")
+COMPOSITES = Asset(name="soilclay_composites", uri="soilclay://composites", group="soilclay")
+MODEL = Asset(name="soilclay_model", uri="soilclay://model", group="soilclay")
+PREDICTIONS = Asset(name="soilclay_predictions", uri="soilclay://predictions", group="soilclay")
+
+#: Airflow connection holding the PostGIS database (conn type postgres); else SOILCLAY_DATABASE_URL.
+DB_CONN_ID = "soilclay_db"
+START_DATE = datetime(2025, 1, 1)
+OWNER = "soilclay"
+
+#: First matching rule wins; anything unmatched fails without retry (see the module docstring).
+RETRY_POLICY = ExceptionRetryPolicy(
+    rules=[
+        RetryRule(
+            exception=[
+                "soilclay.errors.TransientExternalError",
+                "sqlalchemy.exc.OperationalError",
+                "sqlalchemy.exc.InterfaceError",
+                "builtins.ConnectionError",
+                "builtins.TimeoutError",
+            ],
+            action=RetryAction.RETRY,
+            reason="transient failure: retry with back-off",
+        ),
+        RetryRule(
+            exception=["soilclay.errors.SoilclayError", "pydantic.ValidationError"],
+            action=RetryAction.FAIL,
+            reason="bad input, configuration or a final refusal: retrying will not help",
+        ),
+    ],
+    default=RetryAction.FAIL,
+)
+
+
+def default_args(timeout: timedelta = timedelta(hours=1)) -> dict[str, Any]:
+    """Task defaults: 3 retries of transient errors only, 2 min doubling up to 30 min, a hard timeout."""
+    return {
+        "owner": OWNER,
+        "retries": 3,
+        "retry_delay": timedelta(minutes=2),
+        "retry_exponential_backoff": 2.0,
+        "max_retry_delay": timedelta(minutes=30),
+        "retry_policy": RETRY_POLICY,
+        "execution_timeout": timeout,
+    }
+
+
+def default_aois() -> list[str]:
+    """AOIs from ``SOILCLAY_AOIS`` (comma-separated; an environment variable, not a Variable), else ["demo"]."""
+    names = [n.strip() for n in os.environ.get("SOILCLAY_AOIS", "").split(",") if n.strip()]
+    return names or ["demo"]
+
+
+def database_url_from_connection(conn_id: str = DB_CONN_ID) -> str | None:
+    """The SQLAlchemy URL of the Airflow connection ``conn_id``, or None when it is not defined.
+
+    Call only inside a task: it asks the Airflow API server (or a secrets backend) for the connection.
+    """
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+    from sqlalchemy.engine import URL
+
+    try:
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return None
+    libpq = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name", "options")
+    extra = conn.extra_dejson
+    query = {k: str(extra[k]) for k in libpq if k in extra}
+    url = URL.create("postgresql+psycopg", username=conn.login or None, password=conn.password or None,
+                     host=conn.host or None, port=conn.port or None, database=conn.schema or None, query=query)
+    return url.render_as_string(hide_password=False)
+
+
+def build_settings() -> Settings:
+    """soilclay settings from ``SOILCLAY_*``, the database URL from the ``soilclay_db`` connection when defined."""
+    from soilclay.settings import Settings
+
+    url = database_url_from_connection()
+    return Settings(database_url=url) if url else Settings()
+
+
+@contextmanager
+def soilclay_runtime() -> Iterator[tuple[Settings, Engine]]:
+    """Settings and a database engine for one task; the engine is disposed afterwards."""
+    from soilclay.db.engine import make_engine
+
+    settings = build_settings()
+    engine = make_engine(settings.database_url)
+    try:
+        yield settings, engine
+    finally:
+        engine.dispose()
+
+
+def dag_run_ids(context: Any) -> dict[str, str | None]:
+    """dag_id and dag_run_id for ``soilclay.pipeline_runs`` lineage."""
+    dag_run = context.get("dag_run")
+    return {"dag_id": getattr(dag_run, "dag_id", None), "dag_run_id": getattr(dag_run, "run_id", None)}

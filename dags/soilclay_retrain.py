@@ -1,0 +1,91 @@
+"""Retrain the clay model monthly or when new composites arrive; emit MODEL when a new champion is published."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from _soilclay_common import COMPOSITES, MODEL, START_DATE, dag_run_ids, default_aois, default_args, soilclay_runtime
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowSkipException
+
+DOC = """
+### soilclay: retrain
+
+Runs on the 1st of each month at 03:00 UTC **or** when the **COMPOSITES** asset is updated. One task
+calls `soilclay.model.pipeline.retrain` (CNN with RF and ANN baselines, three validation protocols,
+champion/challenger gate, SavedModel published under `SOILCLAY_MODEL_BASE_PATH`). When the model was
+already trained on exactly these inputs the library returns that version and trains nothing.
+
+**Asset**: `publish_model` emits **MODEL** (`extra`: version, previous champion) only when this run
+made a *new* version the champion; when the candidate was rejected or nothing new was trained it is
+skipped and no event is emitted.
+
+**Params**: `aoi`, `force_retrain` (promote even if it does not beat the champion, and retrain on
+unchanged inputs), `dry_run`.
+"""
+
+
+@dag(
+    dag_id="soilclay_retrain",
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 1 * *", timezone="UTC"), assets=COMPOSITES),
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args(timeout=timedelta(hours=4)),
+    dagrun_timeout=timedelta(hours=6),
+    tags=["soilclay", "model"],
+    doc_md=DOC,
+    params={
+        "aoi": Param(default_aois()[0], type="string", minLength=1, description="AOI whose samples to train on"),
+        "force_retrain": Param(False, type="boolean", description="Retrain and promote regardless of the gate"),
+        "dry_run": Param(False, type="boolean", description="Log what would be done; change nothing"),
+    },
+)
+def soilclay_retrain() -> None:
+    @task
+    def retrain(params: dict[str, Any]) -> dict[str, Any]:
+        """Train, validate and gate; returns the version, its status and whether it is a new champion."""
+        aoi, force = params["aoi"], params["force_retrain"]
+        if params["dry_run"]:
+            print(f"dry run: would retrain on AOI {aoi} (force={force})")
+            return {"aoi": aoi, "version": None, "status": "dry-run", "new_champion": False}
+        from soilclay.db.runs import recorded_run
+        from soilclay.model import registry
+        from soilclay.model.config import ModelConfig
+        from soilclay.model.pipeline import retrain as run_retrain
+
+        config = ModelConfig.parse({})
+        with soilclay_runtime() as (settings, engine):
+            with engine.connect() as conn:
+                before = registry.current_champion(conn)
+            settings.work_dir.mkdir(parents=True, exist_ok=True)
+            with recorded_run(engine, "train", params={"aoi": aoi, "force": force, "config": config.model_dump()},
+                              **dag_run_ids(get_current_context())) as run:
+                outcome = run_retrain(engine, aoi_name=aoi, store_url=settings.store_url,
+                                      model_base_path=settings.model_base_path, config=config, force=force,
+                                      run_id=run.run_id, workdir=settings.work_dir,
+                                      serving_config_dir=settings.tf_serving_config_dir,
+                                      serving_model=settings.tf_serving_model,
+                                      serving_base_path=settings.tf_serving_base_path)
+                run.summary = {"version": outcome.version, "status": outcome.status, "samples": outcome.samples}
+        print(outcome.render())
+        previous = before.version if before else None
+        return {"aoi": aoi, "version": outcome.version, "status": outcome.status, "reason": outcome.reason,
+                "previous_champion": previous,
+                "new_champion": outcome.status == "champion" and outcome.version != previous}
+
+    @task(outlets=[MODEL])
+    def publish_model(result: dict[str, Any]) -> dict[str, Any]:
+        """Emit MODEL for a newly promoted champion, or skip (no event)."""
+        if not result["new_champion"]:
+            raise AirflowSkipException(f"no new champion (version {result['version']}: {result['status']})")
+        extra = {"version": result["version"], "previous_champion": result["previous_champion"],
+                 "aoi": result["aoi"]}
+        get_current_context()["outlet_events"][MODEL].extra = extra
+        return extra
+
+    publish_model(retrain())
+
+
+soilclay_retrain()

@@ -1,0 +1,80 @@
+"""Airflow plugin tests: ``plugins/`` on ``sys.path`` and a throw-away ``AIRFLOW_HOME``, set at import
+time, before anything imports airflow. No metadata database is needed: connections come from
+``AIRFLOW_CONN_*`` environment variables and operators/triggers are driven directly."""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+_HOME = tempfile.mkdtemp(prefix="soilclay-airflow-home-")
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
+os.environ["AIRFLOW_HOME"] = _HOME
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+
+PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
+if str(PLUGINS) not in sys.path:
+    sys.path.insert(0, str(PLUGINS))
+
+import pytest  # noqa: E402
+
+OPERATION = "projects/p1/operations/OP123"
+URI = "gs://bucket/composites/demo-s2.tif"
+DEST = ["https://console.developers.google.com/storage/browser/bucket/composites/"]
+
+
+def operation(state: str, *, done: bool = False, error: str | None = None, name: str = OPERATION) -> dict:
+    """A Cloud API export operation dict as ``ee.data.getOperation`` returns it."""
+    op: dict = {"name": name, "metadata": {"state": state, "destinationUris": DEST if state == "SUCCEEDED" else []}}
+    if done:
+        op["done"] = True
+    if error:
+        op["error"] = {"code": 3, "message": error}
+    return op
+
+
+class Script:
+    """A scripted ``get_operation``: returns (or raises) the next item, repeating the last one."""
+
+    def __init__(self, *items: dict | BaseException) -> None:
+        self.items = list(items)
+        self.calls: list[str] = []
+
+    def __call__(self, name: str) -> dict:
+        self.calls.append(name)
+        item = self.items.pop(0) if len(self.items) > 1 else self.items[0]
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+
+@pytest.fixture
+def gcp_conn(monkeypatch):
+    """Set ``AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT`` with the given extras."""
+
+    def set_conn(**extra) -> None:
+        monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
+                           json.dumps({"conn_type": "google_cloud_platform", "extra": extra}))
+
+    return set_conn
+
+
+@pytest.fixture
+def scripted(monkeypatch):
+    """Patch the hook: no Earth Engine initialisation; ``get_operation`` follows a :class:`Script`."""
+    from soilclay_airflow.hooks.earthengine import EarthEngineHook
+
+    def install(*items: dict | BaseException) -> Script:
+        script = Script(*items)
+        monkeypatch.setattr(EarthEngineHook, "initialize", lambda self: None)
+        monkeypatch.setattr(EarthEngineHook, "get_operation", lambda self, name: script(name))
+        return script
+
+    return install
+
