@@ -23,15 +23,10 @@ from soilclay.cli.parcels import parcels as parcels_cli
 from soilclay.db import migrate
 from soilclay.db.engine import make_engine
 from soilclay.errors import BadInputError
-from soilclay.parcels.load import (
-    check_geometries,
-    choose_id,
-    derived_id,
-    id_text,
-    json_safe,
-    load_parcels,
-    read_parcels,
-)
+from soilclay.parcels.geometry import check_geometries
+from soilclay.parcels.ids import choose_id, derived_id, id_text
+from soilclay.parcels.load import load_parcels
+from soilclay.parcels.read import json_safe, read_parcels
 from soilclay.settings import Settings
 
 REGISTERS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "parcels"
