@@ -1,4 +1,4 @@
-"""Read parcel polygons from vector files and upsert them into ``soilclay.parcels``.
+"""Read and check parcel polygons from vector files (the upsert is in :mod:`soilclay.parcels.load`).
 
 **Formats.** GeoPackage, Shapefile, GeoJSON (and whatever else GDAL reads) through pyogrio, also
 zipped (``x.shp.zip``, ``x.gpkg.zip``: read in place through GDAL's ``/vsizip/``); GeoParquet
