@@ -124,7 +124,7 @@ def read_window(href: str, grid: TargetGrid, window: Window, scene: str = "", ke
 class LocalBackend:
     """Computes a recipe's composites from local (or GDAL-readable) scene assets."""
 
-    #: GDAL's block cache (MB). Its default, 5 % of RAM, would grow with the number of open scenes.
+    #: GDAL's block cache (MB) per process; its default, 5 % of RAM, is far more than one tile needs.
     GDAL_CACHE_MB = 256
 
     def __init__(self, workdir: Path, progress: bool = False, workers: int | None = None) -> None:

@@ -93,7 +93,7 @@ def _reproject(geoms: np.ndarray, ok: np.ndarray, crs: CRS, reasons: list[list[s
     return out
 
 
-# --------------------------------------------------------------------------- attributes
+# --------------------------------------------------------------------------- CRS names
 
 
 def _crs_name(crs: CRS) -> str:

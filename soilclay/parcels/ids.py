@@ -123,7 +123,7 @@ def derived_id(geometries: np.ndarray, crs: CRS) -> list[str]:
     return [DERIVED_PREFIX + hashlib.sha256(w).hexdigest()[:16] for w in wkbs]
 
 
-# --------------------------------------------------------------------------- geometries
+# --------------------------------------------------------------------------- ids per feature
 
 
 def _ids(frame: pd.DataFrame, choice: IdChoice, reasons: list[list[str]]) -> list[str]:

@@ -227,7 +227,7 @@ def _open(path: Path, layer: str | None) -> tuple[gpd.GeoDataFrame, str | None]:
     return _read_gdal(path, layer)
 
 
-# --------------------------------------------------------------------------- ids
+# --------------------------------------------------------------------------- attributes
 
 
 def json_safe(value: Any) -> Any:
@@ -319,7 +319,3 @@ def read_parcels(path: str | Path, *, layer: str | None = None, id_column: str |
     if len(report.rejected) > 20:
         log.warning("%s: %d more features rejected", path, len(report.rejected) - 20)
     return parcels, report
-
-
-# --------------------------------------------------------------------------- loading
-

@@ -181,7 +181,7 @@ def from_tensor_proto(proto: Any) -> np.ndarray:
     return values.reshape(shape)
 
 
-# --- in-process -----------------------------------------------------------------------------------------------
+# --- signature contract ----------------------------------------------------------------------------------------
 
 
 def _signature_inputs(input_specs: Mapping[str, tuple[str, list[int | None]]]) -> tuple[str, ...]:

@@ -97,8 +97,3 @@ class InProcessPredictor:
 
     def __repr__(self) -> str:
         return f"InProcessPredictor({self.model_dir!r}, version={self._version})"
-
-
-# --- TF Serving -----------------------------------------------------------------------------------------------
-
-

@@ -319,8 +319,3 @@ class GcsStore:
             old = [b for b in self._list_blobs(f"{self._staging_root}/") if b.time_created <= cutoff]
         self._discard(old)
         return len(old)
-
-
-# --- choosing a store ----------------------------------------------------------------------------------------
-
-

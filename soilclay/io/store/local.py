@@ -213,7 +213,3 @@ class LocalStore:
                     path.unlink(missing_ok=True)
                 removed += 1
         return removed
-
-
-# --- Google Cloud Storage ------------------------------------------------------------------------------------
-
