@@ -3,6 +3,11 @@
 Only parcels without an estimate for this (model version, composite versions) are computed, so a
 re-run does nothing and an interrupted run resumes. The predictor is the champion SavedModel
 in-process (the default) or TF Serving pinned to the champion version.
+
+For parallel work (one Airflow task per chunk) :func:`plan_predictions` fixes the champion version
+and the composites once and cuts the AOI's parcels into ``parcel_id`` ranges; :func:`predict_aoi`
+with those pins and one range estimates that chunk only, and refuses to run when the champion has
+changed since the plan (mixing two models in one run would leave a map stitched from both).
 """
 
 from __future__ import annotations
@@ -51,18 +56,73 @@ class PredictOutcome:
                 f"({self.estimated / max(self.seconds, 1e-9):,.0f} parcels/s)")
 
 
-def _todo(engine: Engine, aoi_id: int, model_version: int, s2: int, s1: int | None) -> tuple[gpd.GeoDataFrame, int]:
+@dataclass(frozen=True)
+class PredictPlan:
+    """What one prediction run uses (pinned) and how its parcels are cut into ``parcel_id`` ranges."""
+
+    aoi: str
+    model_version: int
+    s2_composite_id: int
+    s1_composite_id: int | None
+    parcels_in_aoi: int
+    chunks: tuple[tuple[str, str], ...]
+
+    def as_dict(self) -> dict:
+        return {"aoi": self.aoi, "model_version": self.model_version, "s2_composite_id": self.s2_composite_id,
+                "s1_composite_id": self.s1_composite_id, "parcels_in_aoi": self.parcels_in_aoi,
+                "chunks": [list(c) for c in self.chunks]}
+
+
+#: parcel ids compare bytewise everywhere (plan and chunks), whatever the database's collation.
+_IN_AOI = ("FROM soilclay.parcels p JOIN soilclay.aois a ON ST_Intersects(p.geom, a.geom) WHERE a.aoi_id = :a"
+           " AND (CAST(:lo AS text) IS NULL OR p.parcel_id COLLATE \"C\" BETWEEN :lo AND :hi)")
+
+
+def _resolve(conn, aoi_name: str, model_version: int | None, s2_id: int | None, s1_id: int | None):
+    from soilclay.features.points import pick_composite
+    from soilclay.model import registry
+
+    aoi = get_aoi(conn, aoi_name)
+    champion = registry.current_champion(conn)
+    if champion is None:
+        raise BadInputError("no champion model yet: run `soilclay model retrain` first")
+    if model_version is not None and champion.version != model_version:
+        raise BadInputError(f"model version {model_version} was requested (or planned) but the champion is now "
+                            f"version {champion.version}; estimates come from the champion only")
+    s2 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-2", s2_id)
+    s1 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-1", s1_id)
+    if s2 is None:
+        raise BadInputError(f"AOI {aoi.name} has no Sentinel-2 composite yet: run `soilclay composites build`")
+    return aoi, champion, s2, s1
+
+
+def plan_predictions(engine: Engine, *, aoi_name: str, chunk_size: int = 500,
+                     model_version: int | None = None) -> PredictPlan:
+    """Pin the champion and the newest composites; cut the AOI's parcels into ranges of ``chunk_size``."""
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise BadInputError(f"chunk_size must be an integer >= 1, found {chunk_size!r}")
     with engine.connect() as conn:
-        total = conn.execute(text(
-            "SELECT count(*) FROM soilclay.parcels p JOIN soilclay.aois a ON ST_Intersects(p.geom, a.geom) "
-            "WHERE a.aoi_id = :a"), {"a": aoi_id}).scalar_one()
+        aoi, champion, s2, s1 = _resolve(conn, aoi_name, model_version, None, None)
         rows = conn.execute(text(
-            "SELECT p.parcel_id, ST_AsBinary(p.geom) AS wkb FROM soilclay.parcels p "
-            "JOIN soilclay.aois a ON ST_Intersects(p.geom, a.geom) WHERE a.aoi_id = :a AND NOT EXISTS ("
+            "SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM ("
+            " SELECT p.parcel_id COLLATE \"C\" AS id, (row_number() OVER (ORDER BY p.parcel_id COLLATE \"C\") - 1)"
+            f" / :size AS chunk {_IN_AOI}) t GROUP BY chunk ORDER BY chunk"),
+            {"a": aoi.aoi_id, "size": chunk_size, "lo": None, "hi": None}).all()
+    return PredictPlan(aoi.name, champion.version, s2.composite_id, None if s1 is None else s1.composite_id,
+                       sum(int(r.n) for r in rows), tuple((r.lo, r.hi) for r in rows))
+
+
+def _todo(engine: Engine, aoi_id: int, model_version: int, s2: int, s1: int | None,
+          parcel_range: tuple[str, str] | None) -> tuple[gpd.GeoDataFrame, int]:
+    lo, hi = parcel_range if parcel_range is not None else (None, None)
+    with engine.connect() as conn:
+        total = conn.execute(text(f"SELECT count(*) {_IN_AOI}"), {"a": aoi_id, "lo": lo, "hi": hi}).scalar_one()
+        rows = conn.execute(text(
+            f"SELECT p.parcel_id, ST_AsBinary(p.geom) AS wkb {_IN_AOI} AND NOT EXISTS ("
             " SELECT 1 FROM soilclay.parcel_predictions pp WHERE pp.parcel_id = p.parcel_id"
             " AND pp.model_version = :m AND pp.s2_composite_id = :s2"
             " AND pp.s1_composite_id IS NOT DISTINCT FROM :s1) ORDER BY p.parcel_id"),
-            {"a": aoi_id, "m": model_version, "s2": s2, "s1": s1}).all()
+            {"a": aoi_id, "m": model_version, "s2": s2, "s1": s1, "lo": lo, "hi": hi}).all()
     geoms = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
     frame = gpd.GeoDataFrame({"parcel_id": [r.parcel_id for r in rows]}, geometry=list(geoms), crs="EPSG:4326")
     return frame, int(total)
@@ -70,25 +130,24 @@ def _todo(engine: Engine, aoi_id: int, model_version: int, s2: int, s1: int | No
 
 def predict_aoi(engine: Engine, *, aoi_name: str, predictor_factory, store=None, run_id: str,
                 max_pixels: int = 200, inward_buffer_m: float = 0.0, min_pixels: int = 3,
-                workdir: Path | None = None, progress: bool = False) -> PredictOutcome:
-    """``predictor_factory(champion) -> Predictor`` builds the predictor for the champion version."""
-    from soilclay.features.points import local_path, pick_composite
-    from soilclay.model import registry
+                workdir: Path | None = None, progress: bool = False, model_version: int | None = None,
+                s2_composite_id: int | None = None, s1_composite_id: int | None = None,
+                parcel_range: tuple[str, str] | None = None) -> PredictOutcome:
+    """``predictor_factory(champion) -> Predictor`` builds the predictor for the champion version.
+
+    Defaults: the champion, the newest composites, every parcel of the AOI. ``model_version`` (must be
+    the champion), ``s2_composite_id`` / ``s1_composite_id`` and ``parcel_range`` (inclusive ``parcel_id``
+    bounds, bytewise order) pin them, as a :class:`PredictPlan` chunk does.
+    """
+    from soilclay.features.points import local_path
 
     started = time.monotonic()
     with engine.connect() as conn:
-        aoi = get_aoi(conn, aoi_name)
-        champion = registry.current_champion(conn)
-        if champion is None:
-            raise BadInputError("no champion model yet: run `soilclay model retrain` first")
-        s2 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-2", None)
-        s1 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-1", None)
-    if s2 is None:
-        raise BadInputError(f"AOI {aoi.name} has no Sentinel-2 composite yet: run `soilclay composites build`")
+        aoi, champion, s2, s1 = _resolve(conn, aoi_name, model_version, s2_composite_id, s1_composite_id)
     predictor = predictor_factory(champion)
     try:
         s1_id = s1.composite_id if s1 is not None and "sar" in predictor.inputs else None
-        parcels, total = _todo(engine, aoi.aoi_id, champion.version, s2.composite_id, s1_id)
+        parcels, total = _todo(engine, aoi.aoi_id, champion.version, s2.composite_id, s1_id, parcel_range)
         if parcels.empty:
             return PredictOutcome(aoi.name, champion.version, s2.composite_id, s1_id, total, 0, 0, {}, 0,
                                   time.monotonic() - started)

@@ -12,7 +12,8 @@ from soilclay.model.config import ModelConfig
 from soilclay.model.pipeline import retrain
 from soilclay.parcels.load import load_parcels
 from soilclay.predict import write as write_module
-from soilclay.predict.run import predict_aoi
+from soilclay.errors import BadInputError
+from soilclay.predict.run import plan_predictions, predict_aoi
 from soilclay.serving.predictor import InProcessPredictor
 from tests.worlds import FAST, prepared_world_db
 
@@ -129,6 +130,39 @@ def test_parcels_outside_or_smaller_than_a_pixel_are_flagged(world_db):
             "SELECT clay_mean FROM soilclay.parcel_predictions WHERE parcel_id = 'TINY-1'")).scalar()
     assert clay is None and set(rows["TINY-1"]) & {"no_pixels", "too_few_pixels"}
     assert "EDGE-1" in rows
+
+
+def test_chunked_run_equals_the_whole_run_and_pins_the_champion(world_db):
+    engine, store = world_db
+    _run(engine, store, "predict-whole")
+    whole = _latest(engine).set_index("parcel_id")
+    plan = plan_predictions(engine, aoi_name="demo-small", chunk_size=37)
+    assert plan.model_version == 1 and plan.s1_composite_id is not None
+    assert plan.parcels_in_aoi == len(whole) and len(plan.chunks) == -(-len(whole) // 37)
+    bounds = [b for chunk in plan.chunks for b in chunk]
+    assert bounds == sorted(bounds, key=lambda b: b.encode()) and len(set(bounds)) == len(bounds)
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM soilclay.parcel_predictions"))
+    pins = {"model_version": plan.model_version, "s2_composite_id": plan.s2_composite_id,
+            "s1_composite_id": plan.s1_composite_id}
+    counts = []
+    for i, (lo, hi) in enumerate(plan.chunks):
+        with recorded_run(engine, "predict", run_id=f"predict-chunk-{i}") as run:
+            out = predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store,
+                              run_id=run.run_id, parcel_range=(lo, hi), **pins)
+        counts.append(out.estimated)
+    assert counts[:-1] == [37] * (len(plan.chunks) - 1) and sum(counts) == len(whole)
+    chunked = _latest(engine).set_index("parcel_id").loc[whole.index]
+    assert chunked["run_id"].str.startswith("predict-chunk-").all()
+    np.testing.assert_allclose(chunked["clay"].to_numpy(float), whole["clay"].to_numpy(float), atol=1e-4)
+    again = predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id="x",
+                        parcel_range=plan.chunks[0], **pins)
+    assert (again.estimated, again.written) == (0, 0)
+    with pytest.raises(BadInputError, match="model version 7 was requested .* champion is now version 1"):
+        predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id="y",
+                    parcel_range=plan.chunks[0], **{**pins, "model_version": 7})
+    with pytest.raises(BadInputError, match="chunk_size"):
+        plan_predictions(engine, aoi_name="demo-small", chunk_size=0)
 
 
 def test_aggregation_interval_and_flags():
