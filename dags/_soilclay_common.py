@@ -68,9 +68,11 @@ RETRY_POLICY = ExceptionRetryPolicy(
 )
 
 
-def default_args(timeout: timedelta = timedelta(hours=1)) -> dict[str, Any]:
-    """Task defaults: 3 retries of transient errors only, 2 min doubling up to 30 min, a hard timeout."""
+def default_args(stage: str, timeout: timedelta = timedelta(hours=1)) -> dict[str, Any]:
+    """Task defaults: 3 retries of transient errors only, 2 min doubling up to 30 min, a hard timeout,
+    and a failure recorded in ``soilclay.pipeline_runs`` under ``stage`` (see :func:`record_failure`)."""
     return {
+        "on_failure_callback": record_failure(stage),
         "owner": OWNER,
         "retries": 3,
         "retry_delay": timedelta(minutes=2),
@@ -127,6 +129,55 @@ def soilclay_runtime() -> Iterator[tuple[Settings, Engine]]:
         yield settings, engine
     finally:
         engine.dispose()
+
+
+def task_run_id(stage: str, context: Any) -> str:
+    """The ``pipeline_runs.run_id`` of this task try: stage, DAG, run, task, map index and try number."""
+    ti = context["ti"]
+    index = f"[{ti.map_index}]" if getattr(ti, "map_index", -1) is not None and ti.map_index >= 0 else ""
+    return f"{stage}:{ti.dag_id}:{ti.run_id}:{ti.task_id}{index}:try{ti.try_number}"
+
+
+def record_failure(stage: str):
+    """An ``on_failure_callback`` that makes sure a failed task try is a 'failed' row in
+    ``soilclay.pipeline_runs`` with the reason, also when it failed before the task opened its own
+    recorded run (bad params, unknown AOI, a failed Earth Engine export in the operator). A try that
+    recorded its run already keeps its row (same run id, the insert does nothing)."""
+
+    def callback(context: Any) -> None:
+        import json
+        import logging
+
+        from sqlalchemy import text
+
+        exc = context.get("exception")
+        reason = f"{type(exc).__name__}: {exc}" if exc is not None else "task failed (no exception in the context)"
+        ti = context["ti"]
+        try:
+            with soilclay_runtime() as (_, engine), engine.begin() as conn:
+                conn.execute(text(
+                    "INSERT INTO soilclay.pipeline_runs (run_id, stage, status, error, params, dag_id, dag_run_id, "
+                    "finished_at) VALUES (:r, :s, 'failed', :e, CAST(:p AS jsonb), :d, :dr, now()) "
+                    "ON CONFLICT (run_id) DO NOTHING"),
+                    {"r": task_run_id(stage, context), "s": stage, "e": reason[:4000],
+                     "p": json.dumps({"task_id": ti.task_id, "map_index": ti.map_index}),
+                     **{"d": ti.dag_id, "dr": ti.run_id}})
+        except Exception:  # a callback must not hide the task's own failure
+            logging.getLogger(__name__).exception("could not record the failure of %s in pipeline_runs", ti.task_id)
+
+    return callback
+
+
+@contextmanager
+def task_run(engine: Engine, stage: str, **kwargs: Any) -> Iterator[Any]:
+    """``soilclay.db.runs.recorded_run`` for the current task try (run id from :func:`task_run_id`)."""
+    from airflow.sdk import get_current_context
+
+    from soilclay.db.runs import recorded_run
+
+    context = get_current_context()
+    with recorded_run(engine, stage, run_id=task_run_id(stage, context), **dag_run_ids(context), **kwargs) as run:
+        yield run
 
 
 def dag_run_ids(context: Any) -> dict[str, str | None]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from _soilclay_common import COMPOSITES, SCENES, START_DATE, dag_run_ids, default_aois, default_args, soilclay_runtime
+from _soilclay_common import COMPOSITES, SCENES, START_DATE, default_aois, default_args, soilclay_runtime, task_run
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
+from soilclay_airflow.operators.earthengine import EARTHENGINE_POOL, EarthEngineExportOperator
 
 SENSORS = ["sentinel-2", "sentinel-1"]
 BACKENDS = ["local", "earthengine"]
@@ -15,29 +16,60 @@ BACKENDS = ["local", "earthengine"]
 DOC = """
 ### soilclay: composites
 
-Runs when the **SCENES** asset is updated (or by hand). One mapped task per AOI × sensor calls
-`soilclay.composites.build.build_composites` with the recipe built from the params: it builds a new
-composite version only when the window holds scenes not yet composited, so re-running is harmless.
+Runs when the **SCENES** asset is updated (or by hand). A new composite version is made only when
+the recipe's window holds scenes not yet composited with this recipe, so re-running is harmless.
 
-**Backends**: `local` computes from the local STAC archive and publishes to `SOILCLAY_STORE_URL`.
-`earthengine` is **not implemented in this DAG yet**: it will hand the export to
-`soilclay_airflow.operators.earthengine.EarthEngineExportOperator` (from `plugins/`, deferrable);
-until then its mapped tasks are *skipped* with a message (see `earthengine_export`).
+**Backends** (param `backend`):
+
+- `local`: one mapped task per AOI × sensor (`build`) computes from the local STAC archive and
+  publishes to `SOILCLAY_STORE_URL` (`soilclay.composites.build.build_composites`).
+- `earthengine`: `plan_exports` lists the composites to make (`plan_composites`), one mapped
+  **deferrable** `EarthEngineExportOperator` per composite starts the export and frees its worker
+  slot while a trigger polls the Earth Engine operation (pool `earthengine` caps concurrent
+  exports), and `register_exports` registers the COGs written to `gs://` (`SOILCLAY_STORE_URL`).
+  Credentials: the Airflow connection `google_cloud_default` (extras `project` and `key_path` or
+  `keyfile_dict`).
+
+The branch not chosen is *skipped*.
 
 **Asset**: `publish_composites` emits **COMPOSITES** (`extra`: the versions created) only when some
 new version was registered; otherwise it is skipped and no event is emitted. `all_composites_built`
-fails the run when any build failed.
+fails the run when any build, export or registration failed.
 
 **Params**: `aois`, `sensors`, `years` (window, 1..20), `ndvi_max`, `nbr2_max` (bare-soil thresholds,
 defaults as the library's recipe), `backend`, `dry_run`.
 """
 
 
-def earthengine_export(aoi: str, sensor: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The Earth Engine branch: to be done by EarthEngineExportOperator (plugins/); skipped for now."""
-    raise AirflowSkipException(
-        f"backend=earthengine for {aoi}/{sensor}: not implemented in this DAG yet "
-        "(pending soilclay_airflow.operators.earthengine.EarthEngineExportOperator)")
+def _recipe(aoi: Any, params: dict[str, Any]) -> Any:
+    from soilclay.composites.recipe import Recipe
+
+    return Recipe.parse({"aoi": aoi.name, "grid": {"crs": aoi.grid_crs}, "window": {"years": params["years"]},
+                         "s2": {"ndvi_max": params["ndvi_max"], "nbr2_max": params["nbr2_max"]}})
+
+
+def _plans(engine: Any, aoi_name: str, sensors: list[str], params: dict[str, Any], refresh: Any = None) -> list:
+    from soilclay.composites.build import plan_composites
+    from soilclay.db.aois import get_aoi
+
+    with engine.connect() as conn:
+        aoi = get_aoi(conn, aoi_name)
+    return plan_composites(engine, aoi_name=aoi_name, recipe=_recipe(aoi, params), sensors=tuple(sensors),
+                           backend=params["backend"], refresh=refresh)
+
+
+def _export_kwargs(item: dict[str, Any]) -> dict[str, Any]:
+    return item["export"]
+
+
+def _gcs_target(store_url: str) -> tuple[str, str]:
+    from soilclay.errors import BadInputError
+
+    if not store_url.startswith("gs://"):
+        raise BadInputError("backend=earthengine exports to Cloud Storage: SOILCLAY_STORE_URL must be "
+                            f"gs://bucket/prefix, found {store_url!r}")
+    bucket, _, prefix = store_url.removeprefix("gs://").partition("/")
+    return bucket, prefix.strip("/")
 
 
 @dag(
@@ -46,7 +78,7 @@ def earthengine_export(aoi: str, sensor: str, params: dict[str, Any]) -> dict[st
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(timeout=timedelta(hours=3)),
+    default_args=default_args("composite", timeout=timedelta(hours=3)),
     dagrun_timeout=timedelta(hours=8),
     tags=["soilclay", "composites"],
     doc_md=DOC,
@@ -73,31 +105,25 @@ def soilclay_composites() -> None:
     def list_sensors(params: dict[str, Any]) -> list[str]:
         return list(params["sensors"])
 
-    @task(map_index_template="{{ aoi }}/{{ sensor }}")
+    @task(map_index_template="{{ task.op_kwargs['aoi'] }}/{{ task.op_kwargs['sensor'] }}")
     def build(aoi: str, sensor: str, params: dict[str, Any]) -> dict[str, Any]:
-        """Build (or find up to date) one AOI's composite for one sensor."""
-        if params["backend"] == "earthengine":
-            return earthengine_export(aoi, sensor, params)
+        """Local backend: build (or find up to date) one AOI's composite for one sensor."""
+        if params["backend"] != "local":
+            raise AirflowSkipException(f"backend={params['backend']}: see plan_exports / earthengine_export")
         if params["dry_run"]:
             print(f"dry run: would build the {sensor} composite of {aoi} ({params['years']} years, local)")
             return {"aoi": aoi, "sensor": sensor, "status": "dry-run", "version": None}
         from soilclay.composites.build import build_composites
-        from soilclay.composites.recipe import Recipe
         from soilclay.db.aois import get_aoi
-        from soilclay.db.runs import recorded_run
         from soilclay.io.store import open_store
 
         with soilclay_runtime() as (settings, engine):
-            with engine.connect() as conn:
-                aoi_row = get_aoi(conn, aoi)
-            recipe = Recipe.parse({"aoi": aoi_row.name, "grid": {"crs": aoi_row.grid_crs},
-                                   "window": {"years": params["years"]},
-                                   "s2": {"ndvi_max": params["ndvi_max"], "nbr2_max": params["nbr2_max"]}})
             settings.work_dir.mkdir(parents=True, exist_ok=True)
-            with recorded_run(engine, "composite", aoi_id=aoi_row.aoi_id,
-                              params={"aoi": aoi, "backend": "local", "sensors": [sensor],
-                                      "recipe": recipe.model_dump(mode="json")},
-                              **dag_run_ids(get_current_context())) as run:
+            with task_run(engine, "composite", params={"aoi": aoi, "backend": "local", "sensors": [sensor],
+                                                       **{k: params[k] for k in ("years", "ndvi_max", "nbr2_max")}}
+                          ) as run:
+                with engine.connect() as conn:
+                    recipe = _recipe(get_aoi(conn, aoi), params)
                 (outcome,) = build_composites(engine, aoi_name=aoi, store=open_store(settings.store_url),
                                               recipe=recipe, sensors=(sensor,), backend="local", run_id=run.run_id,
                                               workdir=settings.work_dir)
@@ -107,22 +133,81 @@ def soilclay_composites() -> None:
         return {"aoi": aoi, "sensor": sensor, "status": outcome.status, "version": outcome.version,
                 "uri": outcome.uri, "scenes": outcome.scene_count}
 
+    @task
+    def plan_exports(params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Earth Engine backend: per export to start, the operator's kwargs and what to register after it."""
+        if params["backend"] != "earthengine":
+            raise AirflowSkipException(f"backend={params['backend']}: see build")
+        with soilclay_runtime() as (settings, engine):
+            bucket, prefix = _gcs_target(settings.store_url)
+            planned = []
+            for aoi in params["aois"]:
+                for plan in _plans(engine, aoi, params["sensors"], params):
+                    print(f"{aoi}/{plan.sensor}: {plan.status} ({len(plan.scenes)} scenes, "
+                          f"{plan.period[0]}..{plan.period[1]})")
+                    if plan.status != "todo":
+                        continue
+                    export = {"recipe": plan.recipe.model_dump(mode="json"), "sensor": plan.sensor,
+                              "aoi_geometry": plan.aoi.geometry,
+                              "period": [plan.period[0].isoformat(), plan.period[1].isoformat()],
+                              "name": plan.key.removesuffix(".tif"), "bucket": bucket, "prefix": prefix}
+                    planned.append({"aoi": aoi, "sensor": plan.sensor, "name": plan.name,
+                                    "refresh": plan.period[1].isoformat(), "export": export})
+        if params["dry_run"]:
+            print(f"dry run: would start {len(planned)} Earth Engine exports")
+            return []
+        return planned
+
+    @task
+    def register_exports(planned: list[dict[str, Any]], uris: list[str], params: dict[str, Any]) -> list[dict]:
+        """Register each exported COG as a new composite version, if its inputs are still the planned ones."""
+        from datetime import date
+
+        from soilclay.composites.build import register_planned
+        from soilclay.errors import BadInputError
+
+        results = []
+        with soilclay_runtime() as (_, engine):
+            for item, uri in zip(planned, list(uris), strict=True):
+                with task_run(engine, "composite", params={"aoi": item["aoi"], "backend": "earthengine",
+                                                           "sensors": [item["sensor"]], "uri": uri}) as run:
+                    (plan,) = _plans(engine, item["aoi"], [item["sensor"]], params,
+                                     refresh=date.fromisoformat(item["refresh"]))
+                    if plan.name != item["name"]:
+                        raise BadInputError(f"{item['aoi']}/{item['sensor']}: the scenes changed while exporting "
+                                            f"(exported {item['name']}, now {plan.name}); the next run exports anew")
+                    if plan.status == "up-to-date":
+                        outcome = plan.existing
+                    else:
+                        outcome = register_planned(engine, plan, uri=uri, backend="earthengine", run_id=run.run_id)
+                    run.summary = {item["sensor"]: {"status": outcome.status, "version": outcome.version}}
+                print(outcome.render())
+                results.append({"aoi": item["aoi"], "sensor": item["sensor"], "status": outcome.status,
+                                "version": outcome.version, "uri": outcome.uri, "scenes": outcome.scene_count})
+        return results
+
     @task(outlets=[COMPOSITES], trigger_rule="all_done")
-    def publish_composites(results: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
+    def publish_composites(built: list[dict[str, Any] | None] | None,
+                           registered: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
         """Emit COMPOSITES listing the new versions, or skip (no event) when none was created."""
-        created = [r for r in results if r and r["status"] == "created"]
+        results = [r for r in (built or []) if r] + list(registered or [])
+        created = [r for r in results if r["status"] == "created"]
         if not created:
             raise AirflowSkipException("no new composite version: no COMPOSITES event")
         get_current_context()["outlet_events"][COMPOSITES].extra = {"created": created}
         return created
 
-    @task
+    @task(trigger_rule="none_failed")
     def all_composites_built() -> None:
-        """Fails (upstream_failed) when any build failed, so the run does too."""
+        """Fails (upstream_failed) when any build, export or registration failed, so the run does too."""
 
     built = build.expand(aoi=list_aois(), sensor=list_sensors())
-    publish_composites(built)
-    built >> all_composites_built()
+    planned = plan_exports()
+    exported = EarthEngineExportOperator.partial(task_id="earthengine_export", pool=EARTHENGINE_POOL,
+                                                 ).expand_kwargs(planned.map(_export_kwargs))
+    registered = register_exports(planned, exported.output)
+    publish_composites(built, registered)
+    [built, registered] >> all_composites_built()
 
 
 soilclay_composites()

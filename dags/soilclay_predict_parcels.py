@@ -10,10 +10,10 @@ from _soilclay_common import (
     MODEL,
     PREDICTIONS,
     START_DATE,
-    dag_run_ids,
     default_aois,
     default_args,
     soilclay_runtime,
+    task_run,
 )
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
@@ -21,20 +21,22 @@ from airflow.sdk.exceptions import AirflowSkipException
 DOC = """
 ### soilclay: predict parcels
 
-Runs when the **COMPOSITES** or the **MODEL** asset is updated. One task per AOI calls
-`soilclay.predict.run.predict_aoi`: the champion model on the AOI's newest composites, for the
-parcels that have no estimate from that model on those composites yet (re-running writes nothing).
-It is one task per AOI, not mapped over parcel chunks: `predict_aoi` selects its parcels itself and
-takes no parcel subset, so chunking needs a library change first.
+Runs when the **COMPOSITES** or the **MODEL** asset is updated. `plan` pins the champion model
+version and the AOI's newest composites and cuts the AOI's parcels into `parcel_id` ranges of
+`chunk_size` (`soilclay.predict.run.plan_predictions`); one mapped `predict_chunk` task per range
+estimates the parcels that have no estimate from that model on those composites yet
+(`predict_aoi` with the pins and the range), so re-running writes nothing and a failed chunk is
+retried alone. A chunk refuses to run if the champion changed after planning (the new champion's
+MODEL event triggers a fresh run); at most two chunks run at once (each loads the model).
 
-`model_version`: when given it must be the current champion, checked at the moment the predictor is
-built for the champion `predict_aoi` uses; otherwise the task fails (no retry).
+`model_version`: when given it must be the current champion, else the run fails (no retry).
 
 **Asset**: `publish_predictions` emits **PREDICTIONS** (`extra`: model version, composites, counts)
 only when estimates were written; otherwise it is skipped and no event is emitted.
+`all_chunks_estimated` fails the run when any chunk failed.
 
-**Params**: `aoi`, `serving` (`local`: in-process SavedModel; `tfserving`: TF Serving over gRPC),
-`model_version` (integer or null), `dry_run`.
+**Params**: `aoi`, `serving` (`local`: in-process SavedModel; `tfserving`: TF Serving over gRPC,
+address from `SOILCLAY_TF_SERVING_GRPC`), `model_version` (integer or null), `chunk_size`, `dry_run`.
 """
 
 
@@ -44,7 +46,7 @@ only when estimates were written; otherwise it is skipped and no event is emitte
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(timeout=timedelta(hours=2)),
+    default_args=default_args("predict", timeout=timedelta(hours=2)),
     dagrun_timeout=timedelta(hours=4),
     tags=["soilclay", "predict"],
     doc_md=DOC,
@@ -53,53 +55,80 @@ only when estimates were written; otherwise it is skipped and no event is emitte
         "serving": Param("local", type="string", enum=["local", "tfserving"], description="How the model runs"),
         "model_version": Param(None, type=["null", "integer"], minimum=1,
                                description="Expected champion version (null: whatever the champion is)"),
+        "chunk_size": Param(500, type="integer", minimum=1, maximum=100_000, description="Parcels per mapped task"),
         "dry_run": Param(False, type="boolean", description="Log what would be done; change nothing"),
     },
 )
 def soilclay_predict_parcels() -> None:
     @task
-    def predict(params: dict[str, Any]) -> dict[str, Any]:
-        """Estimate clay for the AOI's parcels not yet estimated by the champion on the newest composites."""
-        aoi, serving, expected = params["aoi"], params["serving"], params["model_version"]
+    def plan(params: dict[str, Any]) -> dict[str, Any]:
+        """Pin the champion and the composites; the parcel id ranges to map over."""
+        from soilclay.predict.run import plan_predictions
+
+        with soilclay_runtime() as (_, engine):
+            planned = plan_predictions(engine, aoi_name=params["aoi"], chunk_size=params["chunk_size"],
+                                       model_version=params["model_version"])
+        print(f"AOI {planned.aoi}: {planned.parcels_in_aoi} parcels in {len(planned.chunks)} chunks; model "
+              f"v{planned.model_version}, composites S2 {planned.s2_composite_id}, S1 {planned.s1_composite_id}")
+        return planned.as_dict()
+
+    @task
+    def chunks(planned: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
         if params["dry_run"]:
-            print(f"dry run: would predict parcels of AOI {aoi} with serving={serving}, model_version={expected}")
-            return {"aoi": aoi, "estimated": 0, "written": 0, "dry_run": True}
+            print(f"dry run: would estimate {planned['parcels_in_aoi']} parcels in {len(planned['chunks'])} chunks")
+            return []
+        pins = {k: planned[k] for k in ("aoi", "model_version", "s2_composite_id", "s1_composite_id")}
+        return [{**pins, "first": lo, "last": hi} for lo, hi in planned["chunks"]]
+
+    @task(map_index_template="{{ task.op_kwargs['chunk']['first'] }}..{{ task.op_kwargs['chunk']['last'] }}",
+          max_active_tis_per_dagrun=2)
+    def predict_chunk(chunk: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """Estimate the chunk's parcels not yet estimated by the pinned model on the pinned composites."""
         from soilclay.cli.predict import predictor_factory
-        from soilclay.db.runs import recorded_run
-        from soilclay.errors import BadInputError
         from soilclay.io.store import open_store
         from soilclay.predict.run import predict_aoi
 
         with soilclay_runtime() as (settings, engine):
-            build_predictor = predictor_factory(settings, serving, "grpc")
-
-            def checked_factory(champion):
-                if expected is not None and champion.version != expected:
-                    raise BadInputError(f"model_version={expected} requested but the champion is "
-                                        f"version {champion.version}")
-                return build_predictor(champion)
-
             settings.work_dir.mkdir(parents=True, exist_ok=True)
-            with recorded_run(engine, "predict", params={"aoi": aoi, "serving": serving, "model_version": expected},
-                              **dag_run_ids(get_current_context())) as run:
-                outcome = predict_aoi(engine, aoi_name=aoi, predictor_factory=checked_factory,
+            with task_run(engine, "predict", params={**chunk, "serving": params["serving"]}) as run:
+                outcome = predict_aoi(engine, aoi_name=chunk["aoi"],
+                                      predictor_factory=predictor_factory(settings, params["serving"], "grpc"),
                                       store=open_store(settings.store_url), run_id=run.run_id,
-                                      workdir=settings.work_dir)
+                                      workdir=settings.work_dir, model_version=chunk["model_version"],
+                                      s2_composite_id=chunk["s2_composite_id"],
+                                      s1_composite_id=chunk["s1_composite_id"],
+                                      parcel_range=(chunk["first"], chunk["last"]))
                 run.summary = {"estimated": outcome.estimated, "written": outcome.written, "flags": outcome.flagged}
         print(outcome.render())
-        return {"aoi": aoi, "model_version": outcome.model_version, "s2_composite_id": outcome.s2_composite_id,
-                "s1_composite_id": outcome.s1_composite_id, "estimated": outcome.estimated,
-                "written": outcome.written, "flags": outcome.flagged}
+        return {"estimated": outcome.estimated, "written": outcome.written, "flags": outcome.flagged,
+                "s1_composite_id": outcome.s1_composite_id}
 
-    @task(outlets=[PREDICTIONS])
-    def publish_predictions(result: dict[str, Any]) -> dict[str, Any]:
+    @task(outlets=[PREDICTIONS], trigger_rule="all_done")
+    def publish_predictions(planned: dict[str, Any], results: list[dict[str, Any] | None] | None) -> dict[str, Any]:
         """Emit PREDICTIONS when estimates were written, or skip (no event)."""
-        if not result["written"]:
-            raise AirflowSkipException(f"no new estimates for {result['aoi']}: no PREDICTIONS event")
-        get_current_context()["outlet_events"][PREDICTIONS].extra = result
-        return result
+        done = [r for r in (results or []) if r]
+        written = sum(r["written"] for r in done)
+        if not written:
+            raise AirflowSkipException(f"no new estimates for {planned['aoi']}: no PREDICTIONS event")
+        flags: dict[str, int] = {}
+        for r in done:
+            for flag, n in r["flags"].items():
+                flags[flag] = flags.get(flag, 0) + n
+        extra = {"aoi": planned["aoi"], "model_version": planned["model_version"],
+                 "s2_composite_id": planned["s2_composite_id"],
+                 "s1_composite_id": next((r["s1_composite_id"] for r in done), None),
+                 "estimated": sum(r["estimated"] for r in done), "written": written, "flags": flags}
+        get_current_context()["outlet_events"][PREDICTIONS].extra = extra
+        return extra
 
-    publish_predictions(predict())
+    @task(trigger_rule="none_failed")
+    def all_chunks_estimated() -> None:
+        """Fails (upstream_failed) when any chunk failed, so the run does too."""
+
+    planned = plan()
+    estimated = predict_chunk.expand(chunk=chunks(planned))
+    publish_predictions(planned, estimated)
+    estimated >> all_chunks_estimated()
 
 
 soilclay_predict_parcels()

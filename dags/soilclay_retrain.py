@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from _soilclay_common import COMPOSITES, MODEL, START_DATE, dag_run_ids, default_aois, default_args, soilclay_runtime
+from _soilclay_common import COMPOSITES, MODEL, START_DATE, default_aois, default_args, soilclay_runtime, task_run
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowSkipException
 
@@ -14,7 +14,8 @@ DOC = """
 
 Runs on the 1st of each month at 03:00 UTC **or** when the **COMPOSITES** asset is updated. One task
 calls `soilclay.model.pipeline.retrain` (CNN with RF and ANN baselines, three validation protocols,
-champion/challenger gate, SavedModel published under `SOILCLAY_MODEL_BASE_PATH`). When the model was
+champion/challenger gate, SavedModel published under `SOILCLAY_MODEL_BASE_PATH`) with the model
+config in `SOILCLAY_MODEL_CONFIG_FILE` (JSON; empty: the library's defaults). When the model was
 already trained on exactly these inputs the library returns that version and trains nothing.
 
 **Asset**: `publish_model` emits **MODEL** (`extra`: version, previous champion) only when this run
@@ -26,13 +27,28 @@ unchanged inputs), `dry_run`.
 """
 
 
+def _model_config(path: str) -> Any:
+    import json
+    from pathlib import Path
+
+    from soilclay.errors import BadInputError
+    from soilclay.model.config import ModelConfig
+
+    if not path:
+        return ModelConfig.parse({})
+    try:
+        return ModelConfig.parse(json.loads(Path(path).read_text()))
+    except (OSError, ValueError) as exc:
+        raise BadInputError(f"SOILCLAY_MODEL_CONFIG_FILE={path}: cannot read a JSON model config: {exc}") from exc
+
+
 @dag(
     dag_id="soilclay_retrain",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 1 * *", timezone="UTC"), assets=COMPOSITES),
     start_date=START_DATE,
     catchup=False,
     max_active_runs=1,
-    default_args=default_args(timeout=timedelta(hours=4)),
+    default_args=default_args("train", timeout=timedelta(hours=4)),
     dagrun_timeout=timedelta(hours=6),
     tags=["soilclay", "model"],
     doc_md=DOC,
@@ -50,25 +66,24 @@ def soilclay_retrain() -> None:
         if params["dry_run"]:
             print(f"dry run: would retrain on AOI {aoi} (force={force})")
             return {"aoi": aoi, "version": None, "status": "dry-run", "new_champion": False}
-        from soilclay.db.runs import recorded_run
         from soilclay.model import registry
-        from soilclay.model.config import ModelConfig
         from soilclay.model.pipeline import retrain as run_retrain
 
-        config = ModelConfig.parse({})
         with soilclay_runtime() as (settings, engine):
             with engine.connect() as conn:
                 before = registry.current_champion(conn)
             settings.work_dir.mkdir(parents=True, exist_ok=True)
-            with recorded_run(engine, "train", params={"aoi": aoi, "force": force, "config": config.model_dump()},
-                              **dag_run_ids(get_current_context())) as run:
+            with task_run(engine, "train", params={"aoi": aoi, "force": force,
+                                                   "config_file": settings.model_config_file}) as run:
+                config = _model_config(settings.model_config_file)
                 outcome = run_retrain(engine, aoi_name=aoi, store_url=settings.store_url,
                                       model_base_path=settings.model_base_path, config=config, force=force,
                                       run_id=run.run_id, workdir=settings.work_dir,
                                       serving_config_dir=settings.tf_serving_config_dir,
                                       serving_model=settings.tf_serving_model,
                                       serving_base_path=settings.tf_serving_base_path)
-                run.summary = {"version": outcome.version, "status": outcome.status, "samples": outcome.samples}
+                run.summary = {"version": outcome.version, "status": outcome.status, "samples": outcome.samples,
+                               "config_hash": config.hash()}
         print(outcome.render())
         previous = before.version if before else None
         return {"aoi": aoi, "version": outcome.version, "status": outcome.status, "reason": outcome.reason,

@@ -43,6 +43,7 @@ class Settings(BaseSettings):
         description="Local scene source: a directory of STAC Item JSON files (the demo world's scenes/).",
     )
     work_dir: Path = Field(Path("var/work"), description="Scratch space for intermediate files.")
+    model_config_file: str = Field("", description="Model config JSON used by scheduled retraining (empty: defaults).")
     tf_serving_grpc: str = Field("localhost:8500", description="TF Serving gRPC address (host:port).")
     tf_serving_rest: str = Field("http://localhost:8501", description="TF Serving REST base URL.")
     tf_serving_model: str = Field("clay", description="Model name in TF Serving's models.config.")

@@ -115,15 +115,37 @@ def register_composite(engine: Engine, *, aoi: Aoi, sensor: str, recipe: Recipe,
         return row, True
 
 
-def build_composites(engine: Engine, *, aoi_name: str, store: Store, recipe: Recipe | None = None,
-                     sensors: tuple[str, ...] = SENSORS, backend: str = "local", refresh: date | None = None,
-                     run_id: str | None = None, remote: RemoteBackend | None = None, workdir: Path | None = None,
-                     progress: bool = False) -> list[CompositeOutcome]:
-    """Refresh the AOI's composites for ``sensors``; see the module docstring."""
+@dataclass(frozen=True)
+class CompositePlan:
+    """What refreshing one sensor's composite of an AOI needs: ``status`` 'todo' (compute, then
+    :func:`register_planned`), 'up-to-date' (``existing`` names the version) or 'no-scenes'."""
+
+    aoi: Aoi
+    sensor: str
+    recipe: Recipe
+    status: str
+    period: tuple[date, date]
+    scenes: tuple[SceneRef, ...] = ()
+    inputs_hash: str = ""
+    existing: CompositeOutcome | None = None
+
+    @property
+    def name(self) -> str:
+        return f"{self.aoi.name}-{self.sensor}-{self.recipe.hash(self.sensor)[:12]}-{self.inputs_hash[:12]}"
+
+    @property
+    def key(self) -> str:
+        """Object-store key of the COG (Earth Engine writes ``{store prefix}/{key}``)."""
+        return f"composites/{self.aoi.name}/{self.sensor}/{self.name}.tif"
+
+
+def plan_composites(engine: Engine, *, aoi_name: str, recipe: Recipe | None = None,
+                    sensors: tuple[str, ...] = SENSORS, backend: str = "local",
+                    refresh: date | None = None) -> list[CompositePlan]:
+    """One plan per sensor (sensors the recipe leaves out are dropped): which scenes, which name, and
+    whether that composite already exists."""
     if backend not in ("local", "earthengine"):
         raise BadInputError(f"backend must be 'local' or 'earthengine', found {backend!r}")
-    if backend == "earthengine" and remote is None:
-        raise BadInputError("the earthengine backend needs an initialised Earth Engine client")
     with engine.connect() as conn:
         aoi = get_aoi(conn, aoi_name)
         refresh = refresh or newest_acquisition(conn, aoi.aoi_id)
@@ -131,37 +153,65 @@ def build_composites(engine: Engine, *, aoi_name: str, store: Store, recipe: Rec
     if recipe.aoi != aoi.name:
         raise BadInputError(f"recipe is for AOI {recipe.aoi!r}, not {aoi.name!r}")
     if refresh is None:
-        return [CompositeOutcome(s, "no-scenes", (date.min, date.min)) for s in sensors]
+        return [CompositePlan(aoi, s, recipe, "no-scenes", (date.min, date.min)) for s in sensors]
     period = recipe.window.resolve(refresh)
-    grid = TargetGrid.for_aoi(aoi.geometry, recipe.grid)
     sources = _LOCAL_SOURCES if backend == "local" else ("earthengine",)
-    outcomes = []
+    plans = []
     for sensor in sensors:
         if (recipe.s2 if sensor == "sentinel-2" else recipe.s1) is None:
             continue
         with engine.connect() as conn:
             scenes = scenes_in_window(conn, aoi.aoi_id, COLLECTION_OF[sensor], *period, sources)
             if not scenes:
-                outcomes.append(CompositeOutcome(sensor, "no-scenes", period))
+                plans.append(CompositePlan(aoi, sensor, recipe, "no-scenes", period))
                 continue
             ih = inputs_hash([s.scene_id for s in scenes])
             row = _existing(conn, aoi.aoi_id, sensor, recipe.hash(sensor), ih)
-        if row is not None:
-            outcomes.append(CompositeOutcome(sensor, "up-to-date", period, row.composite_id, row.version, row.uri,
-                                             row.scene_count))
+        existing = None if row is None else CompositeOutcome(sensor, "up-to-date", period, row.composite_id,
+                                                             row.version, row.uri, row.scene_count)
+        plans.append(CompositePlan(aoi, sensor, recipe, "todo" if row is None else "up-to-date", period,
+                                   tuple(scenes), ih, existing))
+    return plans
+
+
+def register_planned(engine: Engine, plan: CompositePlan, *, uri: str, backend: str, run_id: str | None,
+                     used: int | None = None, skipped: list[tuple[str, str]] | None = None) -> CompositeOutcome:
+    """Register the composite computed for ``plan`` (``used`` scenes, default all of the plan's)."""
+    if plan.status != "todo":
+        raise BadInputError(f"{plan.aoi.name}/{plan.sensor}: the plan is {plan.status!r}, nothing to register")
+    skipped = skipped or []
+    used = len(plan.scenes) if used is None else used
+    row, created = register_composite(engine, aoi=plan.aoi, sensor=plan.sensor, recipe=plan.recipe,
+                                      ih=plan.inputs_hash, period=plan.period, scene_count=used,
+                                      skipped=len(skipped), backend=backend, uri=uri, run_id=run_id)
+    return CompositeOutcome(plan.sensor, "created" if created else "up-to-date", plan.period, row.composite_id,
+                            row.version, row.uri, row.scene_count, skipped)
+
+
+def build_composites(engine: Engine, *, aoi_name: str, store: Store, recipe: Recipe | None = None,
+                     sensors: tuple[str, ...] = SENSORS, backend: str = "local", refresh: date | None = None,
+                     run_id: str | None = None, remote: RemoteBackend | None = None, workdir: Path | None = None,
+                     progress: bool = False) -> list[CompositeOutcome]:
+    """Refresh the AOI's composites for ``sensors``; see the module docstring."""
+    if backend == "earthengine" and remote is None:
+        raise BadInputError("the earthengine backend needs an initialised Earth Engine client")
+    plans = plan_composites(engine, aoi_name=aoi_name, recipe=recipe, sensors=sensors, backend=backend,
+                            refresh=refresh)
+    outcomes = []
+    for plan in plans:
+        if plan.status != "todo":
+            outcomes.append(plan.existing or CompositeOutcome(plan.sensor, plan.status, plan.period))
             continue
-        name = f"{aoi.name}-{sensor}-{recipe.hash(sensor)[:12]}-{ih[:12]}"
-        key = f"composites/{aoi.name}/{sensor}/{name}.tif"
         if backend == "local":
-            uri, used, skipped = _build_local(recipe, sensor, grid, scenes, name, key, store, workdir, progress)
+            grid = TargetGrid.for_aoi(plan.aoi.geometry, plan.recipe.grid)
+            uri, used, skipped = _build_local(plan.recipe, plan.sensor, grid, list(plan.scenes), plan.name, plan.key,
+                                              store, workdir, progress)
         else:
             assert remote is not None
-            uri, used, skipped = remote.build(recipe, sensor, aoi, period, key.removesuffix(".tif")), len(scenes), []
-        row, created = register_composite(engine, aoi=aoi, sensor=sensor, recipe=recipe, ih=ih, period=period,
-                                          scene_count=used, skipped=len(skipped), backend=backend, uri=uri,
-                                          run_id=run_id)
-        outcomes.append(CompositeOutcome(sensor, "created" if created else "up-to-date", period, row.composite_id,
-                                         row.version, row.uri, row.scene_count, skipped))
+            uri, used, skipped = remote.build(plan.recipe, plan.sensor, plan.aoi, plan.period,
+                                              plan.key.removesuffix(".tif")), len(plan.scenes), []
+        outcomes.append(register_planned(engine, plan, uri=uri, backend=backend, run_id=run_id, used=used,
+                                         skipped=skipped))
     return outcomes
 
 

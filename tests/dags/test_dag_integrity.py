@@ -19,7 +19,7 @@ from airflow.sdk.definitions.retry_policy import RetryAction
 from airflow.sdk.definitions.timetables.assets import AssetTriggeredTimetable
 from airflow.sdk.exceptions import AirflowNotFoundException, AirflowSkipException, ParamValidationError
 
-from tests.dags.conftest import DAGS_FOLDER
+from tests.dags.conftest import DAGS_FOLDER, PLUGINS_FOLDER
 
 if str(DAGS_FOLDER) not in sys.path:
     sys.path.append(str(DAGS_FOLDER))
@@ -121,6 +121,7 @@ def test_importing_the_dags_imports_no_heavy_library():
     code = f"""
 import importlib.util, json, sys
 sys.path.insert(0, {str(DAGS_FOLDER)!r})
+sys.path.insert(0, {str(PLUGINS_FOLDER)!r})
 for path in {[str(p) for p in dag_files()]!r}:
     spec = importlib.util.spec_from_file_location(path.rsplit("/", 1)[1][:-3], path)
     spec.loader.exec_module(importlib.util.module_from_spec(spec))
@@ -130,8 +131,10 @@ print(json.dumps({{"heavy": heavy, "soilclay": sorted(m for m in sys.modules if 
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     found = json.loads(out.stdout.strip().splitlines()[-1])
     assert found["heavy"] == []
-    # Only the tiny error module (named in the retry policy); settings, db and pipelines load inside tasks.
-    assert set(found["soilclay"]) <= {"soilclay", "soilclay.errors"}
+    # Only the tiny error module (named in the retry policy) and the Earth Engine operator with its pure
+    # export-state module (no ee); settings, db and pipelines load inside tasks.
+    allowed = {"soilclay", "soilclay.errors", "soilclay.composites", "soilclay.composites.ee_operations"}
+    assert {m for m in found["soilclay"] if not m.startswith("soilclay_airflow")} <= allowed
 
 
 def test_dags_serialize_for_the_scheduler(dags):
@@ -227,13 +230,13 @@ def test_predict_runs_on_composites_or_model(dags):
 
 
 def test_defaults_are_valid(dags):
-    assert resolved(dags["soilclay_scene_watch"]) == {"aois": ["demo"], "dry_run": False}
+    assert resolved(dags["soilclay_scene_watch"]) == {"aois": ["demo"], "source": "local", "dry_run": False}
     assert resolved(dags["soilclay_composites"]) == {
         "aois": ["demo"], "sensors": ["sentinel-2", "sentinel-1"], "years": 3, "ndvi_max": 0.25,
         "nbr2_max": 0.075, "backend": "local", "dry_run": False}
     assert resolved(dags["soilclay_retrain"]) == {"aoi": "demo", "force_retrain": False, "dry_run": False}
     assert resolved(dags["soilclay_predict_parcels"]) == {
-        "aoi": "demo", "serving": "local", "model_version": None, "dry_run": False}
+        "aoi": "demo", "serving": "local", "model_version": None, "chunk_size": 500, "dry_run": False}
 
 
 def test_good_values_are_accepted(dags):
@@ -246,6 +249,7 @@ def test_good_values_are_accepted(dags):
     ("soilclay_scene_watch", {"aois": []}),
     ("soilclay_scene_watch", {"aois": "demo"}),
     ("soilclay_scene_watch", {"dry_run": "yes"}),
+    ("soilclay_scene_watch", {"source": "stac"}),
     ("soilclay_composites", {"years": 0}),
     ("soilclay_composites", {"years": 21}),
     ("soilclay_composites", {"backend": "gcs"}),
@@ -258,6 +262,7 @@ def test_good_values_are_accepted(dags):
     ("soilclay_predict_parcels", {"serving": "http"}),
     ("soilclay_predict_parcels", {"model_version": 0}),
     ("soilclay_predict_parcels", {"model_version": "latest"}),
+    ("soilclay_predict_parcels", {"chunk_size": 0}),
 ])
 def test_bad_values_are_rejected(dags, dag_id, overrides):
     with pytest.raises(ParamValidationError):
@@ -315,23 +320,41 @@ def test_scene_sync_dry_run_touches_nothing(dags):
     assert task.python_callable("demo", params={"dry_run": True})["new"] == {}
 
 
-def test_composites_earthengine_is_skipped_and_dry_run_touches_nothing(dags):
-    task = dags["soilclay_composites"].task_dict["build"]
+def test_composites_branch_not_chosen_is_skipped_and_dry_run_touches_nothing(dags):
+    build = dags["soilclay_composites"].task_dict["build"]
+    plan = dags["soilclay_composites"].task_dict["plan_exports"]
     params = {"backend": "earthengine", "dry_run": False, "years": 3}
-    with pytest.raises(AirflowSkipException, match="EarthEngineExportOperator"):
-        task.python_callable("demo", "sentinel-2", params=params)
-    result = task.python_callable("demo", "sentinel-1", params={**params, "backend": "local", "dry_run": True})
+    with pytest.raises(AirflowSkipException, match="backend=earthengine"):
+        build.python_callable("demo", "sentinel-2", params=params)
+    with pytest.raises(AirflowSkipException, match="backend=local"):
+        plan.python_callable(params={**params, "backend": "local"})
+    result = build.python_callable("demo", "sentinel-1", params={**params, "backend": "local", "dry_run": True})
     assert result["status"] == "dry-run"
+
+
+def test_composites_earthengine_branch_uses_the_deferrable_operator_in_its_pool(dags):
+    from soilclay_airflow.operators.earthengine import EarthEngineExportOperator
+
+    dag = dags["soilclay_composites"]
+    export = dag.task_dict["earthengine_export"]
+    assert export.operator_class is EarthEngineExportOperator or issubclass(export.operator_class,
+                                                                            EarthEngineExportOperator)
+    assert export.pool == "earthengine"
+    assert export.upstream_task_ids == {"plan_exports"}
+    assert dag.task_dict["register_exports"].upstream_task_ids == {"plan_exports", "earthengine_export"}
 
 
 def test_composites_emit_only_new_versions(dags, monkeypatch):
     task = dags["soilclay_composites"].task_dict["publish_composites"]
     events = fake_context(monkeypatch, task)
     with pytest.raises(AirflowSkipException):
-        task.python_callable([{"aoi": "demo", "sensor": "sentinel-2", "status": "up-to-date", "version": 1}, None])
+        task.python_callable([{"aoi": "demo", "sensor": "sentinel-2", "status": "up-to-date", "version": 1}, None],
+                             None)
     created = {"aoi": "demo", "sensor": "sentinel-1", "status": "created", "version": 2}
-    assert task.python_callable([created, {"status": "no-scenes"}]) == [created]
+    assert task.python_callable([created, {"status": "no-scenes"}], None) == [created]
     assert events[common.COMPOSITES].extra == {"created": [created]}
+    exported = {"aoi": "demo", "sensor": "sentinel-2", "status": "created", "version": 3}
+    assert task.python_callable(None, [exported]) == [exported]  # the Earth Engine branch
 
 
 def test_retrain_emits_model_only_for_a_new_champion(dags, monkeypatch):
@@ -350,6 +373,25 @@ def test_predict_emits_predictions_only_when_written(dags, monkeypatch):
     task = dags["soilclay_predict_parcels"].task_dict["publish_predictions"]
     events = fake_context(monkeypatch, task)
     with pytest.raises(AirflowSkipException):
-        task.python_callable({"aoi": "demo", "estimated": 0, "written": 0})
-    task.python_callable({"aoi": "demo", "model_version": 2, "estimated": 5, "written": 5})
-    assert events[common.PREDICTIONS].extra["written"] == 5
+        task.python_callable(PLAN, [{"estimated": 0, "written": 0, "flags": {}, "s1_composite_id": 4}])
+    with pytest.raises(AirflowSkipException):
+        task.python_callable(PLAN, None)  # dry run: nothing mapped
+    first = {"estimated": 5, "written": 5, "flags": {"too_few_pixels": 1}, "s1_composite_id": 4}
+    task.python_callable(PLAN, [first, None, {**first, "estimated": 2, "written": 2, "flags": {"too_few_pixels": 2}}])
+    assert events[common.PREDICTIONS].extra == {
+        "aoi": "demo", "model_version": 2, "s2_composite_id": 3, "s1_composite_id": 4, "estimated": 7, "written": 7,
+        "flags": {"too_few_pixels": 3}}
+
+
+PLAN = {"aoi": "demo", "model_version": 2, "s2_composite_id": 3, "s1_composite_id": 4, "parcels_in_aoi": 9,
+        "chunks": [["A", "F"], ["G", "K"]]}
+
+
+def test_predict_chunks_carry_the_pins_and_dry_run_maps_nothing(dags):
+    task = dags["soilclay_predict_parcels"].task_dict["chunks"]
+    chunks = task.python_callable(PLAN, params={"dry_run": False})
+    assert chunks == [{"aoi": "demo", "model_version": 2, "s2_composite_id": 3, "s1_composite_id": 4,
+                       "first": "A", "last": "F"},
+                      {"aoi": "demo", "model_version": 2, "s2_composite_id": 3, "s1_composite_id": 4,
+                       "first": "G", "last": "K"}]
+    assert task.python_callable(PLAN, params={"dry_run": True}) == []

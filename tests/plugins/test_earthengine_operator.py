@@ -11,7 +11,7 @@ from soilclay_airflow.operators import earthengine as operator_module
 from soilclay_airflow.operators.earthengine import EarthEngineExportOperator
 from soilclay_airflow.triggers.earthengine import EarthEngineExportTrigger
 
-from soilclay.composites import earthengine
+from soilclay.composites import earthengine, ee_operations
 from soilclay.composites.earthengine import ExportOutcome
 from soilclay.composites.recipe import Recipe
 from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
@@ -104,7 +104,7 @@ def test_execute_complete_raises_with_the_message(status, error) -> None:
 
 
 def test_waiting_and_deferrable_paths_share_export_outcome(scripted, started, no_sleep, monkeypatch) -> None:
-    """Both paths follow ``earthengine.export_outcome``: replaced by a spy that calls a SUCCEEDED
+    """Both paths follow ``ee_operations.export_outcome``: replaced by a spy that calls a SUCCEEDED
     operation failed, both must report that failure with the spy's message."""
     seen: list[dict] = []
 
@@ -112,7 +112,7 @@ def test_waiting_and_deferrable_paths_share_export_outcome(scripted, started, no
         seen.append(op)
         return ExportOutcome("failed", "decided by the shared export_outcome")
 
-    monkeypatch.setattr(earthengine, "export_outcome", decide)
+    monkeypatch.setattr(ee_operations, "export_outcome", decide)
     scripted(operation("SUCCEEDED", done=True))
 
     with pytest.raises(FinalExternalError, match="decided by the shared export_outcome"):

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import text
 
 from soilclay.db.runs import recorded_run
+from soilclay.errors import BadInputError
 from soilclay.model.config import ModelConfig
 from soilclay.model.pipeline import retrain
 from soilclay.parcels.load import load_parcels
 from soilclay.predict import write as write_module
-from soilclay.errors import BadInputError
 from soilclay.predict.run import plan_predictions, predict_aoi
 from soilclay.serving.predictor import InProcessPredictor
 from tests.worlds import FAST, prepared_world_db

@@ -23,7 +23,6 @@ from typing import Any
 
 from airflow.sdk import BaseHook
 
-from soilclay.composites import earthengine
 from soilclay.errors import BadInputError, FinalExternalError
 
 _PREFIX = "extra__google_cloud_platform__"
@@ -96,6 +95,8 @@ class EarthEngineHook(BaseHook):
         with self._lock:
             if self._initialized:
                 return
+            from soilclay.composites import earthengine  # imports ee: only when a task really needs it
+
             project, account, key_path, key_dict = self.credentials()
             source = "key_path" if key_path else "keyfile_dict" if key_dict else "default credentials"
             self.log.info("Initialising Earth Engine for project %s from connection %s (%s)", project, self.conn_id,
@@ -115,7 +116,9 @@ class EarthEngineHook(BaseHook):
     def get_conn(self) -> Any:
         """The initialised ``ee`` module."""
         self.initialize()
-        return earthengine.ee
+        import ee
+
+        return ee
 
     def get_operation(self, name: str) -> dict:
         """The Cloud API operation dict of ``name`` (``ee.data.getOperation``); ``ee`` errors propagate."""

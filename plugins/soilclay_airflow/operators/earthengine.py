@@ -2,8 +2,8 @@
 
 ``execute()`` starts the export, then defers to :class:`EarthEngineExportTrigger` (the worker slot is
 freed while Earth Engine computes) or, with ``deferrable=False``, blocks in
-:func:`soilclay.composites.earthengine.wait_for_export`. Both paths decide with the same
-:func:`~soilclay.composites.earthengine.export_outcome` and fail with the same soilclay errors:
+:func:`soilclay.composites.ee_operations.wait_for_export`. Both paths decide with the same
+:func:`~soilclay.composites.ee_operations.export_outcome` and fail with the same soilclay errors:
 :class:`FinalExternalError` for a failed or cancelled export, :class:`TransientExternalError` when it
 is still running at the timeout.
 
@@ -21,8 +21,7 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from soilclay.composites import earthengine
-from soilclay.composites.recipe import Recipe
+from soilclay.composites import ee_operations
 from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
 from soilclay_airflow.hooks.earthengine import EarthEngineHook
 from soilclay_airflow.triggers.earthengine import DEFAULT_POLL_INTERVAL_S, EarthEngineExportTrigger
@@ -58,7 +57,7 @@ class EarthEngineExportOperator(BaseOperator):
     def __init__(self, *, recipe: dict, sensor: str, aoi_geometry: dict, period: Sequence[str], name: str,
                  bucket: str, prefix: str = "", conn_id: str = EarthEngineHook.default_conn_name,
                  deferrable: bool = True, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
-                 timeout: float = earthengine.DEFAULT_WAIT_TIMEOUT_S, **kwargs: Any) -> None:
+                 timeout: float = ee_operations.DEFAULT_WAIT_TIMEOUT_S, **kwargs: Any) -> None:
         kwargs.setdefault("pool", EARTHENGINE_POOL)
         super().__init__(**kwargs)
         self.recipe = recipe
@@ -74,8 +73,12 @@ class EarthEngineExportOperator(BaseOperator):
         self.timeout = timeout
 
     def execute(self, context: Any) -> str:
+        from soilclay.composites.recipe import Recipe
+
         recipe, period = Recipe.parse(self.recipe), _period(self.period)  # bad input fails before any call
-        backend = earthengine.EarthEngineBackend(self.bucket, self.prefix)
+        from soilclay.composites.earthengine import EarthEngineBackend  # imports ee: only in the task
+
+        backend = EarthEngineBackend(self.bucket, self.prefix)
         hook = EarthEngineHook(conn_id=self.conn_id)
         hook.initialize()
         started_at = time.time()
@@ -86,7 +89,7 @@ class EarthEngineExportOperator(BaseOperator):
                                                         poll_interval=self.poll_interval, timeout=self.timeout,
                                                         started_at=started_at),
                        method_name="execute_complete", kwargs={"uri": uri})
-        earthengine.wait_for_export(operation, get_operation=hook.get_operation, poll_seconds=self.poll_interval,
+        ee_operations.wait_for_export(operation, get_operation=hook.get_operation, poll_seconds=self.poll_interval,
                                     timeout_seconds=self.timeout, sleep=_sleep)
         self.log.info("Earth Engine export %s succeeded -> %s", operation, uri)
         return uri

@@ -1,7 +1,7 @@
 """Trigger that waits, in the triggerer, for an Earth Engine export to finish.
 
 ``run()`` polls the operation through :class:`EarthEngineHook`, decides with the same pure
-:func:`soilclay.composites.earthengine.export_outcome` as the blocking ``wait_for_export``, and yields
+:func:`soilclay.composites.ee_operations.export_outcome` as the blocking ``wait_for_export``, and yields
 exactly one event; it does not raise for a failed export (the operator's ``execute_complete`` does).
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from soilclay.composites import earthengine
+from soilclay.composites import ee_operations
 from soilclay.errors import FinalExternalError
 from soilclay_airflow.hooks.earthengine import EarthEngineHook
 
@@ -31,7 +31,7 @@ class EarthEngineExportTrigger(BaseTrigger):
     """
 
     def __init__(self, operation_name: str, conn_id: str = EarthEngineHook.default_conn_name,
-                 poll_interval: float = DEFAULT_POLL_INTERVAL_S, timeout: float = earthengine.DEFAULT_WAIT_TIMEOUT_S,
+                 poll_interval: float = DEFAULT_POLL_INTERVAL_S, timeout: float = ee_operations.DEFAULT_WAIT_TIMEOUT_S,
                  started_at: float | None = None) -> None:
         super().__init__()
         self.operation_name = operation_name
@@ -60,8 +60,10 @@ class EarthEngineExportTrigger(BaseTrigger):
             try:
                 operation = await hook.aget_operation(self.operation_name)
             except Exception as exc:  # noqa: BLE001 - decided below; the trigger must not die on a poll
-                if isinstance(exc, earthengine.ee.EEException):
-                    kind = earthengine.classify_ee_error(str(exc))
+                import ee
+
+                if isinstance(exc, ee.EEException):
+                    kind = ee_operations.classify_ee_error(str(exc))
                 elif isinstance(exc, FinalExternalError | ValueError):  # bad connection or key: no retry helps
                     kind = FinalExternalError
                 else:  # network and other I/O trouble
@@ -73,7 +75,7 @@ class EarthEngineExportTrigger(BaseTrigger):
                 self.log.warning("%s", last)
             else:
                 try:
-                    outcome = earthengine.export_outcome(operation)
+                    outcome = ee_operations.export_outcome(operation)
                 except Exception as exc:  # noqa: BLE001 - a malformed operation is a failed export, not a crash
                     yield self._event("failed", f"unreadable Earth Engine operation {self.operation_name}: {exc}")
                     return
