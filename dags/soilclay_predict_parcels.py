@@ -106,6 +106,8 @@ def soilclay_predict_parcels() -> None:
     @task(outlets=[PREDICTIONS], trigger_rule="all_done")
     def publish_predictions(planned: dict[str, Any], results: list[dict[str, Any] | None] | None) -> dict[str, Any]:
         """Emit PREDICTIONS when estimates were written, or skip (no event)."""
+        if not planned:
+            raise AirflowSkipException("planning failed: no PREDICTIONS event")
         done = [r for r in (results or []) if r]
         written = sum(r["written"] for r in done)
         if not written:

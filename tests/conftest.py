@@ -16,6 +16,7 @@ from soilclay.db import migrate
 from soilclay.db.admin import ensure_database
 from soilclay.db.engine import make_engine
 from soilclay.settings import Settings
+from tests import airflow_env  # noqa: F401  (sets AIRFLOW_* before any test module imports Airflow)
 
 
 def _server_url() -> str:

@@ -1,24 +1,14 @@
-"""DAG tests: Airflow configured for unit tests before anything imports it; no metadata database needed."""
+"""DAG tests: the session's Airflow environment is set in ``tests/airflow_env.py`` (root conftest)."""
 
 from __future__ import annotations
 
-import os
-import sys
-import tempfile
 from pathlib import Path
 
-DAGS_FOLDER = Path(__file__).resolve().parents[2] / "dags"
-PLUGINS_FOLDER = DAGS_FOLDER.parent / "plugins"
+import pytest
 
-os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="soilclay-airflow-home-")
-os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(DAGS_FOLDER)
-os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(PLUGINS_FOLDER)
-if str(PLUGINS_FOLDER) not in sys.path:  # as Airflow puts it on sys.path
-    sys.path.append(str(PLUGINS_FOLDER))
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
+from tests.airflow_env import DAGS_FOLDER, PLUGINS_FOLDER
 
-import pytest  # noqa: E402
+__all__ = ["DAGS_FOLDER", "PLUGINS_FOLDER"]
 
 
 @pytest.fixture(scope="session")

@@ -1,28 +1,12 @@
-"""Airflow plugin tests: ``plugins/`` on ``sys.path`` and a throw-away ``AIRFLOW_HOME``, set at import
-time, before anything imports airflow. No metadata database is needed: connections come from
+"""Airflow plugin tests: ``plugins/`` on ``sys.path`` and a throw-away ``AIRFLOW_HOME`` come from
+``tests/airflow_env.py`` (root conftest). No metadata database is needed: connections come from
 ``AIRFLOW_CONN_*`` environment variables and operators/triggers are driven directly."""
 
 from __future__ import annotations
 
-import atexit
 import json
-import os
-import shutil
-import sys
-import tempfile
-from pathlib import Path
 
-_HOME = tempfile.mkdtemp(prefix="soilclay-airflow-home-")
-atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
-os.environ["AIRFLOW_HOME"] = _HOME
-os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "True"
-os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-
-PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-if str(PLUGINS) not in sys.path:
-    sys.path.insert(0, str(PLUGINS))
-
-import pytest  # noqa: E402
+import pytest
 
 OPERATION = "projects/p1/operations/OP123"
 URI = "gs://bucket/composites/demo-s2.tif"

@@ -63,7 +63,7 @@ def test_deferrable_execute_defers_to_the_trigger(scripted, started) -> None:
     assert isinstance(deferred.trigger, EarthEngineExportTrigger)
     assert deferred.method_name == "execute_complete" and deferred.kwargs == {"uri": URI}
     _, kwargs = deferred.trigger.serialize()
-    assert kwargs["operation_name"] == OPERATION and kwargs["conn_id"] == "ee_conn"
+    assert kwargs["operation_name"] == OPERATION and kwargs["conn_id"] == "ee_conn" and kwargs["uri"] == URI
     assert (kwargs["poll_interval"], kwargs["timeout"]) == (7.0, 900.0)
     [(bucket, prefix, recipe, sensor, aoi, period, name)] = started
     assert (bucket, prefix, sensor, aoi, name) == ("bucket", "composites", "sentinel-2", AOI, "demo-s2")
@@ -92,7 +92,10 @@ def test_bad_period_is_refused_before_anything_starts(scripted, started) -> None
 def test_execute_complete_returns_the_uri_on_success() -> None:
     event = {"status": "success", "operation": OPERATION, "message": "ok", "destination_uris": DEST}
     assert make().execute_complete({}, event, uri=URI) == URI
-    assert make().execute_complete({}, event) == DEST[0]  # no uri kwarg: Earth Engine's own destination
+    # Resumed without the kwargs (as dag.test() does): the URI the trigger carried in its event.
+    assert make().execute_complete({}, {**event, "uri": URI}) == URI
+    with pytest.raises(FinalExternalError, match="no destination"):  # never a console link as the COG
+        make().execute_complete({}, event)
 
 
 @pytest.mark.parametrize(("status", "error"), [("failed", FinalExternalError), ("timeout", TransientExternalError)])

@@ -9,7 +9,7 @@ import ee
 import pytest
 from soilclay_airflow.triggers.earthengine import EarthEngineExportTrigger
 
-from tests.plugins.conftest import DEST, OPERATION, operation
+from tests.plugins.conftest import DEST, OPERATION, URI, operation
 
 
 def events(trigger: EarthEngineExportTrigger) -> list[dict]:
@@ -28,11 +28,11 @@ def fast(**kwargs) -> EarthEngineExportTrigger:
 
 def test_serialize_round_trips() -> None:
     trigger = EarthEngineExportTrigger(OPERATION, "ee_conn", poll_interval=12.5, timeout=600,
-                                       started_at=1_700_000_000.0)
+                                       started_at=1_700_000_000.0, uri=URI)
     classpath, kwargs = trigger.serialize()
     assert classpath == "soilclay_airflow.triggers.earthengine.EarthEngineExportTrigger"
     assert kwargs == {"operation_name": OPERATION, "conn_id": "ee_conn", "poll_interval": 12.5, "timeout": 600.0,
-                      "started_at": 1_700_000_000.0}
+                      "started_at": 1_700_000_000.0, "uri": URI}
     module, _, name = classpath.rpartition(".")
     rebuilt = getattr(importlib.import_module(module), name)(**kwargs)
     assert isinstance(rebuilt, EarthEngineExportTrigger)
@@ -49,7 +49,8 @@ def test_started_at_defaults_to_now_and_is_kept() -> None:
 def test_running_then_succeeded_yields_one_success_event(scripted) -> None:
     script = scripted(operation("PENDING"), operation("RUNNING"), operation("SUCCEEDED", done=True))
     assert events(fast()) == [{"status": "success", "operation": OPERATION,
-                               "message": f"export {OPERATION} succeeded", "destination_uris": DEST}]
+                               "message": f"export {OPERATION} succeeded", "destination_uris": DEST,
+                               "uri": None}]
     assert script.calls == [OPERATION] * 3
 
 

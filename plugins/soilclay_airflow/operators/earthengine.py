@@ -87,7 +87,7 @@ class EarthEngineExportOperator(BaseOperator):
         if self.deferrable:
             self.defer(trigger=EarthEngineExportTrigger(operation_name=operation, conn_id=self.conn_id,
                                                         poll_interval=self.poll_interval, timeout=self.timeout,
-                                                        started_at=started_at),
+                                                        started_at=started_at, uri=uri),
                        method_name="execute_complete", kwargs={"uri": uri})
         ee_operations.wait_for_export(operation, get_operation=hook.get_operation, poll_seconds=self.poll_interval,
                                     timeout_seconds=self.timeout, sleep=_sleep)
@@ -98,7 +98,7 @@ class EarthEngineExportOperator(BaseOperator):
         """The COG URI when the trigger reported success; else raise with the export's message."""
         status, message = event.get("status"), event.get("message") or f"no message (event {event!r})"
         if status == "success":
-            result = uri or next(iter(event.get("destination_uris") or ()), None)
+            result = uri or event.get("uri")
             if not result:
                 raise FinalExternalError(f"export {event.get('operation')} succeeded but reported no destination")
             self.log.info("%s -> %s", message, result)

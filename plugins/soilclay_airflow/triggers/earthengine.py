@@ -26,15 +26,18 @@ class EarthEngineExportTrigger(BaseTrigger):
     ``started_at`` (epoch seconds, kept across triggerer restarts; default: now).
 
     Event payload: ``status`` (``success``, ``failed`` or ``timeout``), ``operation``, ``message``,
-    ``destination_uris``. Polling errors Earth Engine calls transient (and network errors) are retried
+    ``destination_uris`` (as Earth Engine reports them: console links) and ``uri`` (the COG the export
+    writes, carried through the trigger so the result never depends on the resume kwargs). Polling
+    errors Earth Engine calls transient (and network errors) are retried
     until the timeout; final ones (permission, missing operation) end the trigger as ``failed``.
     """
 
     def __init__(self, operation_name: str, conn_id: str = EarthEngineHook.default_conn_name,
                  poll_interval: float = DEFAULT_POLL_INTERVAL_S, timeout: float = ee_operations.DEFAULT_WAIT_TIMEOUT_S,
-                 started_at: float | None = None) -> None:
+                 started_at: float | None = None, uri: str | None = None) -> None:
         super().__init__()
         self.operation_name = operation_name
+        self.uri = uri
         self.conn_id = conn_id
         self.poll_interval = float(poll_interval)
         self.timeout = float(timeout)
@@ -43,14 +46,14 @@ class EarthEngineExportTrigger(BaseTrigger):
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (f"{type(self).__module__}.{type(self).__qualname__}", {
             "operation_name": self.operation_name, "conn_id": self.conn_id, "poll_interval": self.poll_interval,
-            "timeout": self.timeout, "started_at": self.started_at})
+            "timeout": self.timeout, "started_at": self.started_at, "uri": self.uri})
 
     def _hook(self) -> EarthEngineHook:
         return EarthEngineHook(conn_id=self.conn_id)
 
     def _event(self, status: str, message: str, uris: tuple[str, ...] | list[str] = ()) -> TriggerEvent:
         return TriggerEvent({"status": status, "operation": self.operation_name, "message": message,
-                             "destination_uris": list(uris)})
+                             "destination_uris": list(uris), "uri": self.uri})
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = self._hook()
