@@ -26,3 +26,23 @@ def demo_world(out_dir: Path, size: str, seed: int, n_samples: int | None, add_s
         summary = world.generate(out_dir, size=size, seed=seed, n_samples=n_samples, workers=workers,
                                  progress=True)
     click.echo(summary.render())
+
+
+@click.command("demo-summary")
+@click.option("--aoi", "aoi_name", default="demo", show_default=True, help="The demo AOI.")
+@click.option("--world", type=click.Path(path_type=Path), default=None,
+              help="Demo world folder, for the per-parcel skill against its truth (default: SOILCLAY_DEMO_DIR).")
+@click.option("--ui-url", default=None, help="Airflow UI address to print.")
+@click.option("--ui-login", default=None, help="Airflow UI login to print (user/password of the local demo).")
+@click.pass_obj
+def demo_summary(settings, aoi_name: str, world: Path | None, ui_url: str | None, ui_login: str | None) -> None:
+    """What the pipeline produced: scenes, composites, models, champion, parcels and their skill."""
+    from soilclay.db.engine import make_engine
+    from soilclay.demo.summary import collect, render
+
+    engine = make_engine(settings.database_url)
+    try:
+        summary = collect(engine, aoi_name, world or settings.demo_dir)
+    finally:
+        engine.dispose()
+    click.echo(render(summary, ui_url=ui_url, ui_login=ui_login))

@@ -236,3 +236,17 @@ def test_earthengine_branch_exports_with_the_deferrable_operator_and_registers(w
     state, tis = run(dags, "soilclay_composites", aois=["demo-ee"], backend="earthengine",
                      sensors=SENSORS)  # up to date
     assert state == "success" and tis["publish_composites"] == "skipped" and len(started) == 2
+
+
+def test_the_demo_summary_reads_back_what_the_dags_wrote(world, small_world):
+    from soilclay.demo.summary import collect, render
+
+    engine, _ = world
+    summary = collect(engine, AOI, small_world)
+    assert summary.champion == 1 and [c["sensor"] for c in summary.composites] == ["sentinel-2", "sentinel-1"]
+    assert summary.estimated == summary.parcels == scalar(engine, "SELECT count(*) FROM soilclay.parcels "
+                                                                  "WHERE parcel_id LIKE 'DEMO-%'")
+    assert summary.skill is not None and summary.skill.r2 > 0.6 and summary.skill.inside_interval > 0.8
+    assert set(summary.models[0]["models"]) >= {"cnn", "rf", "ann"}
+    text_out = render(summary, ui_url="http://localhost:8080", ui_login="admin / admin")
+    assert "Champion:            v1" in text_out and "CNN R²" in text_out and "parcel_clay_latest" in text_out
