@@ -7,6 +7,7 @@ import logging
 import click
 from pydantic import ValidationError
 
+from soilclay.cli.airflow import airflow
 from soilclay.cli.aoi import aoi
 from soilclay.cli.composites import composites
 from soilclay.cli.db import db
@@ -60,3 +61,4 @@ main.add_command(parcels)
 main.add_command(predict)
 main.add_command(train)
 main.add_command(demo_world)
+main.add_command(airflow)

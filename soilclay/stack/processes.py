@@ -1,0 +1,254 @@
+"""Prepare, start and stop a local Airflow 3.3 deployment: api-server, scheduler (LocalExecutor),
+dag-processor and triggerer, each the ``airflow`` executable in its own process group.
+
+Nothing here imports Airflow: the ``airflow`` command runs as subprocesses and the health check is
+plain HTTP. State lives in the Airflow home (:class:`~soilclay.stack.config.StackSpec`):
+
+- ``secrets.json`` (mode 0600): JWT secret, API secret key and Fernet key, generated once, shared by
+  all processes, never printed;
+- ``simple_auth_manager_passwords.json``: the admin login (SimpleAuthManager);
+- ``logs/<component>.log``: each process's stdout/stderr (task logs: ``logs/dag_id=...``);
+- ``run/<component>.pid``: the running processes, so ``start`` reuses them and ``stop`` finds them.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from soilclay.errors import SoilclayError
+from soilclay.stack.config import COMPONENTS, HEALTH_KEYS, POOLS, STOP_ORDER, StackSpec, airflow_env
+
+
+class StackError(SoilclayError):
+    """The local Airflow deployment could not be prepared, started or stopped."""
+
+
+def airflow_executable() -> str:
+    """The ``airflow`` next to this interpreter (the venv's), else the first on PATH."""
+    candidate = Path(sys.executable).parent / "airflow"
+    found = str(candidate) if candidate.exists() else shutil.which("airflow")
+    if not found:
+        raise StackError("the `airflow` executable was not found next to python nor on PATH")
+    return found
+
+
+def _write_private(path: Path, data: dict) -> None:
+    """JSON readable by the owner only (created with mode 0600, never world-readable in between)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as out:
+        json.dump(data, out)
+
+
+def load_secrets(spec: StackSpec) -> dict[str, str]:
+    """The deployment's JWT secret, API secret key and Fernet key, generated into ``secrets.json`` once."""
+    if not spec.secrets_file.exists():
+        _write_private(spec.secrets_file, {
+            "jwt_secret": secrets.token_urlsafe(48), "api_secret_key": secrets.token_urlsafe(48),
+            "fernet_key": base64.urlsafe_b64encode(os.urandom(32)).decode()})
+    return json.loads(spec.secrets_file.read_text())
+
+
+def environment(spec: StackSpec) -> dict[str, str]:
+    return airflow_env(spec, load_secrets(spec), os.environ)
+
+
+def write_passwords(spec: StackSpec) -> None:
+    """The SimpleAuthManager passwords file: exactly the spec's admin login (read at api-server start)."""
+    _write_private(spec.passwords_file, {spec.admin_user: spec.admin_password})
+
+
+def ensure_metadata_database(metadata_url: str) -> bool:
+    """Create the (plain) metadata database when missing; True when it was created."""
+    url = make_url(metadata_url).set(drivername="postgresql+psycopg")
+    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).scalar():
+                return False
+            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+            return True
+    finally:
+        admin.dispose()
+
+
+def run_airflow(spec: StackSpec, *args: str, timeout: float = 600) -> str:
+    """Run ``airflow ARGS`` to completion in the deployment's environment; its output, or StackError."""
+    proc = subprocess.run([airflow_executable(), *args], env=environment(spec), cwd=spec.home, text=True,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+    if proc.returncode:
+        tail = "\n".join(proc.stdout.splitlines()[-30:])
+        raise StackError(f"`airflow {' '.join(args)}` failed (exit {proc.returncode}):\n{tail}")
+    return proc.stdout
+
+
+def prepare(spec: StackSpec, log=print) -> None:
+    """Metadata database, schema (``airflow db migrate``, idempotent), pools, login. Safe to repeat."""
+    for folder in (spec.home, spec.log_dir, spec.run_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    if ensure_metadata_database(spec.metadata_url):
+        log(f"created metadata database {make_url(spec.metadata_url).database}")
+    started = time.monotonic()
+    run_airflow(spec, "db", "migrate")
+    log(f"airflow db migrate: done in {time.monotonic() - started:.0f} s")
+    for name, (slots, description) in POOLS.items():
+        run_airflow(spec, "pools", "set", name, str(slots), description)
+    write_passwords(spec)
+
+
+def _alive(pid: int, component: str) -> bool:
+    """pid runs and is our ``airflow <component>`` (not a recycled pid; the api-server retitles itself api_server)."""
+    try:
+        proc = psutil.Process(pid)
+        cmdline = " ".join(proc.cmdline()).replace("_", "-")
+        return proc.status() != psutil.STATUS_ZOMBIE and "airflow" in cmdline and component in cmdline
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
+
+
+def running(spec: StackSpec) -> dict[str, int | None]:
+    """Component -> pid of its live process (None: not running, stale pid files are ignored)."""
+    pids: dict[str, int | None] = {}
+    for component in COMPONENTS:
+        path = spec.pid_file(component)
+        pid = int(path.read_text()) if path.exists() else None
+        pids[component] = pid if pid and _alive(pid, component) else None
+    return pids
+
+
+def log_tail(spec: StackSpec, component: str, lines: int = 25) -> str:
+    path = spec.log_file(component)
+    if not path.exists():
+        return f"(no log {path})"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def health(spec: StackSpec) -> dict | None:
+    """``GET /api/v2/monitor/health`` (no login needed), or None while the api-server does not answer."""
+    try:
+        response = httpx.get(f"{spec.base_url}/api/v2/monitor/health", timeout=5)
+        return response.json() if response.status_code == 200 else None
+    except (httpx.HTTPError, ValueError):
+        return None
+
+
+def unhealthy(report: dict | None) -> list[str]:
+    """Components not healthy in a health report (all of them when there is no report)."""
+    if report is None:
+        return list(COMPONENTS)
+    return [c for c, key in HEALTH_KEYS.items() if (report.get(key) or {}).get("status") != "healthy"]
+
+
+def start(spec: StackSpec, timeout: float = 180, log=print) -> dict[str, int]:
+    """Start the components not already running (detached, own process groups); wait until all are healthy."""
+    for folder in (spec.log_dir, spec.run_dir):
+        folder.mkdir(parents=True, exist_ok=True)
+    if not spec.passwords_file.exists():
+        write_passwords(spec)
+    env = environment(spec)
+    pids = running(spec)
+    for component, pid in pids.items():
+        if pid:
+            log(f"{component}: already running (pid {pid})")
+            continue
+        args = [airflow_executable(), component]
+        if component == "api-server":
+            args += ["--port", str(spec.port), "--host", "127.0.0.1"]
+        with open(spec.log_file(component), "ab") as out:
+            out.write(f"\n===== soilclay: starting {' '.join(args[1:])} at {time.ctime()} =====\n".encode())
+            out.flush()
+            proc = subprocess.Popen(args, env=env, cwd=spec.home, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        spec.pid_file(component).write_text(str(proc.pid))
+        pids[component] = proc.pid
+        log(f"{component}: started (pid {proc.pid}, log {spec.log_file(component)})")
+    wait_healthy(spec, timeout)
+    return {c: p for c, p in pids.items() if p}
+
+
+def wait_healthy(spec: StackSpec, timeout: float = 180, poll: float = 2) -> dict:
+    """Until the health report says all four components are healthy; StackError naming the culprit."""
+    deadline = time.monotonic() + timeout
+    while True:
+        dead = [c for c, pid in running(spec).items() if pid is None]
+        if dead:
+            raise StackError(f"{dead[0]} exited during start-up; tail of {spec.log_file(dead[0])}:\n"
+                             f"{log_tail(spec, dead[0])}")
+        report = health(spec)
+        bad = unhealthy(report)
+        if not bad:
+            return report  # type: ignore[return-value]
+        if time.monotonic() > deadline:
+            details = "\n".join(f"--- {c} ({spec.log_file(c)}):\n{log_tail(spec, c)}" for c in bad)
+            raise StackError(f"not healthy after {timeout:.0f} s: {', '.join(bad)}\n{details}")
+        time.sleep(poll)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def stop(spec: StackSpec, timeout: float = 30, log=print) -> list[str]:
+    """SIGTERM each component's process group (and descendants that left it), the api-server last;
+    SIGKILL whatever is left after ``timeout`` seconds. Returns the components that were running."""
+    pids = {c: p for c, p in running(spec).items() if p}
+    for phase in STOP_ORDER:
+        procs: list[psutil.Process] = []
+        for component in (c for c in phase if c in pids):
+            pid = pids[component]
+            try:
+                family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+            except psutil.NoSuchProcess:
+                continue
+            log(f"{component}: stopping (pid {pid})")
+            _signal_group(pid, signal.SIGTERM)
+            for proc in family:
+                with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
+                    if os.getpgid(proc.pid) != pid:
+                        proc.terminate()
+            procs += family
+        _, left = psutil.wait_procs(procs, timeout=timeout)
+        for proc in left:
+            log(f"killing leftover pid {proc.pid}")
+            with contextlib.suppress(psutil.NoSuchProcess):
+                proc.kill()
+        for component in (c for c in phase if c in pids):
+            _signal_group(pids[component], signal.SIGKILL)  # late children of the group, if any
+        psutil.wait_procs(left, timeout=5)
+    for component in COMPONENTS:
+        spec.pid_file(component).unlink(missing_ok=True)
+    return list(pids)
+
+
+class Stack:
+    """``with Stack(spec) as stack:`` prepares and starts the deployment and always stops it on exit."""
+
+    def __init__(self, spec: StackSpec, timeout: float = 180, log=print):
+        self.spec, self.timeout, self.log = spec, timeout, log
+
+    def __enter__(self) -> Stack:
+        prepare(self.spec, log=self.log)
+        try:
+            start(self.spec, timeout=self.timeout, log=self.log)
+        except BaseException:
+            stop(self.spec, log=self.log)
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        stop(self.spec, log=self.log)

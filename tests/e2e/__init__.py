@@ -1,0 +1,1 @@
+"""End-to-end tests against real local services (marked e2e)."""
