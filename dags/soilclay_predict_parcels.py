@@ -30,6 +30,8 @@ retried alone. A chunk refuses to run if the champion changed after planning (th
 MODEL event triggers a fresh run); at most two chunks run at once (each loads the model).
 
 `model_version`: when given it must be the current champion, else the run fails (no retry).
+Before the first champion (the first COMPOSITES event also starts the first training) or before
+any Sentinel-2 composite, `plan` is *skipped*: the MODEL event runs this DAG again.
 
 **Asset**: `publish_predictions` emits **PREDICTIONS** (`extra`: model version, composites, counts)
 only when estimates were written; otherwise it is skipped and no event is emitted.
@@ -63,11 +65,15 @@ def soilclay_predict_parcels() -> None:
     @task
     def plan(params: dict[str, Any]) -> dict[str, Any]:
         """Pin the champion and the composites; the parcel id ranges to map over."""
+        from soilclay.errors import NotReadyError
         from soilclay.predict.run import plan_predictions
 
         with soilclay_runtime() as (_, engine):
-            planned = plan_predictions(engine, aoi_name=params["aoi"], chunk_size=params["chunk_size"],
-                                       model_version=params["model_version"])
+            try:
+                planned = plan_predictions(engine, aoi_name=params["aoi"], chunk_size=params["chunk_size"],
+                                           model_version=params["model_version"])
+            except NotReadyError as exc:  # e.g. the first composites, before any champion: MODEL runs us later
+                raise AirflowSkipException(f"not ready: {exc}") from exc
         print(f"AOI {planned.aoi}: {planned.parcels_in_aoi} parcels in {len(planned.chunks)} chunks; model "
               f"v{planned.model_version}, composites S2 {planned.s2_composite_id}, S1 {planned.s1_composite_id}")
         return planned.as_dict()

@@ -1,6 +1,8 @@
 """The small error tree of soilclay.
 
 - :class:`BadInputError`: the input is wrong (a file, row or field); retrying will not help.
+- :class:`NotReadyError` (a kind of bad input): a stage's prerequisite does not exist yet (no
+  champion model, no composite); orchestration skips the stage, the prerequisite's event runs it later.
 - :class:`TransientExternalError`: an external service failed in a way that may pass; retry.
 - :class:`FinalExternalError`: an external service refused for good (auth, permission, bad request).
   Quota and rate limits are transient: they pass with time.
@@ -23,3 +25,7 @@ class TransientExternalError(SoilclayError):
 
 class FinalExternalError(SoilclayError):
     """An external system failed for good; retrying will not help."""
+
+
+class NotReadyError(BadInputError):
+    """A prerequisite of the stage does not exist yet (e.g. no champion model); the message says which."""

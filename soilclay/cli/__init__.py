@@ -11,7 +11,7 @@ from soilclay.cli.airflow import airflow
 from soilclay.cli.aoi import aoi
 from soilclay.cli.composites import composites
 from soilclay.cli.db import db
-from soilclay.cli.demo import demo_world
+from soilclay.cli.demo import demo_summary, demo_world
 from soilclay.cli.model import model
 from soilclay.cli.parcels import parcels
 from soilclay.cli.predict import predict
@@ -61,4 +61,5 @@ main.add_command(parcels)
 main.add_command(predict)
 main.add_command(train)
 main.add_command(demo_world)
+main.add_command(demo_summary)
 main.add_command(airflow)

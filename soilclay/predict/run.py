@@ -24,7 +24,7 @@ import shapely
 from sqlalchemy import Engine, text
 
 from soilclay.db.aois import get_aoi
-from soilclay.errors import BadInputError
+from soilclay.errors import BadInputError, NotReadyError
 from soilclay.predict.aggregate import aggregate
 from soilclay.predict.pixels import parcel_pixels
 from soilclay.predict.write import write_estimates
@@ -85,14 +85,14 @@ def _resolve(conn, aoi_name: str, model_version: int | None, s2_id: int | None, 
     aoi = get_aoi(conn, aoi_name)
     champion = registry.current_champion(conn)
     if champion is None:
-        raise BadInputError("no champion model yet: run `soilclay model retrain` first")
+        raise NotReadyError("no champion model yet: run `soilclay model retrain` first")
     if model_version is not None and champion.version != model_version:
         raise BadInputError(f"model version {model_version} was requested (or planned) but the champion is now "
                             f"version {champion.version}; estimates come from the champion only")
     s2 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-2", s2_id)
     s1 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-1", s1_id)
     if s2 is None:
-        raise BadInputError(f"AOI {aoi.name} has no Sentinel-2 composite yet: run `soilclay composites build`")
+        raise NotReadyError(f"AOI {aoi.name} has no Sentinel-2 composite yet: run `soilclay composites build`")
     return aoi, champion, s2, s1
 
 

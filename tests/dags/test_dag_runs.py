@@ -136,6 +136,15 @@ def test_composites_builds_both_sensors_and_emits_the_versions(world, dags):
     assert len(asset_events("soilclay://composites")) == 1
 
 
+def test_predict_before_the_first_champion_is_skipped_not_failed(world, dags):
+    """The first COMPOSITES event starts retrain and predict together: predict waits for MODEL."""
+    engine, _ = world
+    state, tis = run(dags, "soilclay_predict_parcels", aoi=AOI)
+    assert state == "success" and tis["plan"] == "skipped" and tis["publish_predictions"] == "skipped", tis
+    assert asset_events("soilclay://predictions") == []
+    assert scalar(engine, "SELECT count(*) FROM soilclay.parcel_predictions") == 0
+
+
 def test_retrain_publishes_a_champion_and_emits_model(world, dags):
     engine, root = world
     state, tis = run(dags, "soilclay_retrain", aoi=AOI)
