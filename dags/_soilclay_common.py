@@ -105,8 +105,11 @@ def database_url_from_connection(conn_id: str = DB_CONN_ID) -> str | None:
     libpq = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name", "options")
     extra = conn.extra_dejson
     query = {k: str(extra[k]) for k in libpq if k in extra}
+    host = conn.host or None
+    if host and host.startswith("/"):  # a Unix-socket directory, as libpq takes it: ?host=/dir
+        query["host"], host = host, None
     url = URL.create("postgresql+psycopg", username=conn.login or None, password=conn.password or None,
-                     host=conn.host or None, port=conn.port or None, database=conn.schema or None, query=query)
+                     host=host, port=conn.port or None, database=conn.schema or None, query=query)
     return url.render_as_string(hide_password=False)
 
 

@@ -18,6 +18,9 @@ champion/challenger gate, SavedModel published under `SOILCLAY_MODEL_BASE_PATH`)
 config in `SOILCLAY_MODEL_CONFIG_FILE` (JSON; empty: the library's defaults). When the model was
 already trained on exactly these inputs the library returns that version and trains nothing.
 
+Before the AOI has a Sentinel-2 composite (a monthly run on a fresh system) the run is *skipped*
+(recorded as `skipped` in `soilclay.pipeline_runs`), not failed.
+
 **Asset**: `publish_model` emits **MODEL** (`extra`: version, previous champion) only when this run
 made a *new* version the champion; when the candidate was rejected or nothing new was trained it is
 skipped and no event is emitted.
@@ -66,6 +69,7 @@ def soilclay_retrain() -> None:
         if params["dry_run"]:
             print(f"dry run: would retrain on AOI {aoi} (force={force})")
             return {"aoi": aoi, "version": None, "status": "dry-run", "new_champion": False}
+        from soilclay.errors import NotReadyError
         from soilclay.model import registry
         from soilclay.model.pipeline import retrain as run_retrain
 
@@ -76,14 +80,20 @@ def soilclay_retrain() -> None:
             with task_run(engine, "train", params={"aoi": aoi, "force": force,
                                                    "config_file": settings.model_config_file}) as run:
                 config = _model_config(settings.model_config_file)
-                outcome = run_retrain(engine, aoi_name=aoi, store_url=settings.store_url,
-                                      model_base_path=settings.model_base_path, config=config, force=force,
-                                      run_id=run.run_id, workdir=settings.work_dir,
-                                      serving_config_dir=settings.tf_serving_config_dir,
-                                      serving_model=settings.tf_serving_model,
-                                      serving_base_path=settings.tf_serving_base_path)
-                run.summary = {"version": outcome.version, "status": outcome.status, "samples": outcome.samples,
-                               "config_hash": config.hash()}
+                try:
+                    outcome = run_retrain(engine, aoi_name=aoi, store_url=settings.store_url,
+                                          model_base_path=settings.model_base_path, config=config, force=force,
+                                          run_id=run.run_id, workdir=settings.work_dir,
+                                          serving_config_dir=settings.tf_serving_config_dir,
+                                          serving_model=settings.tf_serving_model,
+                                          serving_base_path=settings.tf_serving_base_path)
+                except NotReadyError as exc:  # e.g. the monthly run before the first composites
+                    run.status, run.summary, outcome = "skipped", {"reason": str(exc)}, None
+                else:
+                    run.summary = {"version": outcome.version, "status": outcome.status,
+                                   "samples": outcome.samples, "config_hash": config.hash()}
+        if outcome is None:
+            raise AirflowSkipException(f"not ready: {run.summary['reason']}")
         print(outcome.render())
         previous = before.version if before else None
         return {"aoi": aoi, "version": outcome.version, "status": outcome.status, "reason": outcome.reason,

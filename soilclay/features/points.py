@@ -35,7 +35,7 @@ from sqlalchemy import Connection, Engine, text
 
 from soilclay.composites.recipe import S1_BANDS, S2_BANDS
 from soilclay.db.aois import get_aoi
-from soilclay.errors import BadInputError
+from soilclay.errors import BadInputError, NotReadyError
 
 if TYPE_CHECKING:
     import ee
@@ -234,7 +234,7 @@ def features_for_aoi(engine: Engine, aoi_name: str, *, s2_composite_id: int | No
         aoi = get_aoi(conn, aoi_name)
         s2 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-2", s2_composite_id)
         if s2 is None:
-            raise BadInputError(f"AOI {aoi.name!r} has no sentinel-2 composite yet "
+            raise NotReadyError(f"AOI {aoi.name!r} has no sentinel-2 composite yet "
                                 f"(build one with `soilclay composites build --aoi {aoi.name}`)")
         s1 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-1", s1_composite_id)
         points = pd.DataFrame(conn.execute(_SAMPLES, {"a": aoi.aoi_id,

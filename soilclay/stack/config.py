@@ -130,14 +130,15 @@ def soilclay_env(settings: Settings, environ: Mapping[str, str], cwd: Path) -> d
 def connection_json(database_url: str) -> str | None:
     """``AIRFLOW_CONN_SOILCLAY_DB`` (JSON, conn type postgres) for ``database_url``.
 
-    None when the URL reaches the server through a Unix socket (no host, ``?host=/dir``): the DAGs'
-    helper rebuilds the URL from host/port/login/schema and cannot express a socket directory, so the
-    tasks then fall back to ``SOILCLAY_DATABASE_URL``.
+    A Unix-socket URL (no host, ``?host=/dir``) puts the socket directory in the connection's host,
+    as libpq reads it (the DAGs' helper turns it back into ``?host=``). None without any host.
     """
     url = make_url(database_url)
-    if not url.host or url.host.startswith("/"):
+    host = url.host or url.query.get("host")
+    if not isinstance(host, str) or not host:
         return None
-    conn: dict[str, object] = {"conn_type": "postgres", "host": url.host, "schema": url.database or ""}
+    url = url.difference_update_query(["host"])
+    conn: dict[str, object] = {"conn_type": "postgres", "host": host, "schema": url.database or ""}
     if url.port:
         conn["port"] = url.port
     if url.username:

@@ -291,6 +291,23 @@ def test_database_url_comes_from_the_connection_when_defined(monkeypatch):
     assert settings.database_url == "postgresql+psycopg://soil:p%40ss@db.example:5433/soilclay?sslmode=require"
 
 
+def test_a_unix_socket_connection_becomes_libpq_host_and_reaches_the_server(monkeypatch, migrated_url):
+    from airflow.sdk import Connection
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    socket_dir = "/var/run/postgresql"
+    conn = Connection(conn_id="soilclay_db", conn_type="postgres", host=socket_dir,
+                      login=make_url(migrated_url).username, schema=make_url(migrated_url).database)
+    monkeypatch.setattr(Connection, "get", lambda conn_id: conn)
+    url = common.database_url_from_connection()
+    assert make_url(url).host is None and make_url(url).query["host"] == socket_dir
+    engine = create_engine(url)
+    with engine.connect() as c:  # the real server over its socket
+        assert c.execute(text("SELECT current_database()")).scalar() == make_url(migrated_url).database
+    engine.dispose()
+
+
 def test_database_url_falls_back_to_the_environment(monkeypatch):
     from airflow.sdk import Connection
 

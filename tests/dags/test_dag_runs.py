@@ -116,6 +116,16 @@ def test_scene_watch_records_scenes_and_emits_scenes_once(world, dags, small_wor
     assert scalar(engine, "SELECT count(*) FROM soilclay.scenes") == recorded
 
 
+def test_retrain_before_any_composite_is_skipped_and_recorded_so(world, dags):
+    """A monthly run on a fresh system: nothing to train on yet, so skipped (not failed), no event."""
+    engine, _ = world
+    state, tis = run(dags, "soilclay_retrain", aoi=AOI)
+    assert state == "success" and tis["retrain"] == tis["publish_model"] == "skipped", tis
+    (row,) = runs_of(engine, "soilclay_retrain")
+    assert row.status == "skipped" and "no sentinel-2 composite yet" in row.summary["reason"]
+    assert asset_events("soilclay://model") == []
+
+
 def test_composites_builds_both_sensors_and_emits_the_versions(world, dags):
     engine, root = world
     state, tis = run(dags, "soilclay_composites", aois=[AOI])
@@ -154,8 +164,8 @@ def test_retrain_publishes_a_champion_and_emits_model(world, dags):
     assert (root / "tf-serving" / "models.config").is_file()
     (event,) = asset_events("soilclay://model")
     assert event["version"] == 1 and event["previous_champion"] is None
-    (row,) = runs_of(engine, "soilclay_retrain")
-    assert row.summary["config_hash"] and row.summary["samples"] > 100  # trained with the FAST config file
+    row = runs_of(engine, "soilclay_retrain")[-1]
+    assert row.status == "success" and row.summary["config_hash"] and row.summary["samples"] > 100  # FAST config
 
     state, tis = run(dags, "soilclay_retrain", aoi=AOI)  # same inputs: nothing trained, no event
     assert state == "success" and tis["publish_model"] == "skipped"

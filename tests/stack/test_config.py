@@ -35,11 +35,13 @@ def test_soilclay_paths_are_made_absolute_and_urls_left_alone(tmp_path):
     assert env["SOILCLAY_DATABASE_URL"] == TCP_URL
 
 
-def test_connection_json_for_tcp_and_none_for_unix_sockets():
+def test_connection_json_for_tcp_and_unix_sockets():
     conn = json.loads(connection_json(TCP_URL))
     assert conn == {"conn_type": "postgres", "host": "db.example", "port": 5433, "login": "clay", "password": "pw",
                     "schema": "soilclay", "extra": {"sslmode": "require"}}
-    assert connection_json("postgresql+psycopg:///soilclay?host=/var/run/postgresql") is None
+    socket = json.loads(connection_json("postgresql+psycopg://root@/soilclay?host=/var/run/postgresql"))
+    assert socket == {"conn_type": "postgres", "host": "/var/run/postgresql", "login": "root", "schema": "soilclay"}
+    assert connection_json("postgresql+psycopg:///soilclay") is None
 
 
 def test_airflow_env(tmp_path):
@@ -63,12 +65,18 @@ def test_airflow_env(tmp_path):
     assert json.loads(env["AIRFLOW_CONN_SOILCLAY_DB"])["host"] == "db.example"
 
 
-def test_no_connection_for_a_socket_url(tmp_path):
+def test_a_socket_url_is_a_connection_with_the_socket_directory_as_host(tmp_path):
     settings = Settings(database_url="postgresql+psycopg:///soilclay?host=/var/run/postgresql")
     spec = default_spec(settings, environ={}, cwd=tmp_path)
     env = airflow_env(spec, SECRETS, {"AIRFLOW_CONN_SOILCLAY_DB": "stale"})
-    assert "AIRFLOW_CONN_SOILCLAY_DB" not in env
+    assert json.loads(env["AIRFLOW_CONN_SOILCLAY_DB"])["host"] == "/var/run/postgresql"
     assert env["SOILCLAY_DATABASE_URL"].endswith("host=/var/run/postgresql")
+
+
+def test_no_connection_without_any_host(tmp_path):
+    settings = Settings(database_url="postgresql+psycopg:///soilclay")
+    env = airflow_env(default_spec(settings, environ={}, cwd=tmp_path), SECRETS, {"AIRFLOW_CONN_SOILCLAY_DB": "x"})
+    assert "AIRFLOW_CONN_SOILCLAY_DB" not in env
 
 
 def test_spec_repr_hides_secrets(tmp_path):
