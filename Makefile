@@ -7,30 +7,50 @@ DEMO_SIZE ?= demo
 DEMO_SEED ?= 42
 DEMO_AOI := $(if $(filter demo,$(DEMO_SIZE)),demo,demo-$(DEMO_SIZE))
 PYTEST_ARGS ?=
+AIRFLOW_PORT ?= 8080
+KEEP_UI ?= 0
+ADD_SCENES ?= 6
+# What the Airflow tasks see (paths made absolute by `soilclay airflow up`).
+DEMO_ENV := SOILCLAY_SCENE_ARCHIVE="$(DEMO_DIR)/scenes" SOILCLAY_DEMO_DIR="$(DEMO_DIR)" SOILCLAY_AOIS=$(DEMO_AOI)
 
-.PHONY: setup demo test lint clean-demo
+.PHONY: setup demo demo-run demo-more-scenes airflow-down test lint clean-demo
 
 setup:
 	@bash scripts/bootstrap.sh
 
+# The demo: data people load by hand (AOI, samples, parcels), then Airflow does the rest.
 demo: setup
 	@echo "[demo] migrating the database schema"
 	@$(VENV)/soilclay db upgrade
 	@echo "[demo] generating the demo world in $(DEMO_DIR) (size $(DEMO_SIZE), seed $(DEMO_SEED))"
 	@$(VENV)/soilclay demo-world --out "$(DEMO_DIR)" --size $(DEMO_SIZE) --seed $(DEMO_SEED)
-	@echo "[demo] registering the AOI and recording its scenes"
+	@echo "[demo] registering the AOI, loading the soil samples and the parcels"
 	@$(VENV)/soilclay aoi add "$(DEMO_DIR)/aoi.geojson"
-	@SOILCLAY_SCENE_ARCHIVE="$(DEMO_DIR)/scenes" $(VENV)/soilclay scenes sync --aoi $(DEMO_AOI)
-	@echo "[demo] building bare-soil Sentinel-2 and Sentinel-1 composites (local backend)"
-	@$(VENV)/soilclay composites build --aoi $(DEMO_AOI)
-	@$(VENV)/soilclay composites list --aoi $(DEMO_AOI)
-	@echo "[demo] loading the soil samples and training CNN, RF and ANN (champion/challenger gate)"
 	@$(VENV)/soilclay samples load "$(DEMO_DIR)/samples.csv" --source $(DEMO_AOI)
-	@$(VENV)/soilclay model retrain --aoi $(DEMO_AOI) --source $(DEMO_AOI)
-	@$(VENV)/soilclay model list
-	@echo "[demo] loading the parcels and estimating clay per parcel with the champion"
 	@$(VENV)/soilclay parcels load "$(DEMO_DIR)/parcels.gpkg"
-	@$(VENV)/soilclay predict --aoi $(DEMO_AOI)
+	@$(MAKE) --no-print-directory demo-run
+
+# Start Airflow, trigger the scene watch through the REST API, wait until the Asset events have run
+# composites, retraining and parcel estimates, print the summary; stop Airflow unless KEEP_UI=1.
+demo-run: setup
+	@echo "[demo] starting Airflow (api-server, scheduler, dag-processor, triggerer) on port $(AIRFLOW_PORT)"
+	@$(DEMO_ENV) $(VENV)/soilclay airflow up --port $(AIRFLOW_PORT)
+	@status=0; \
+	echo "[demo] triggering soilclay_scene_watch; the Assets drive composites -> retrain -> predict"; \
+	$(DEMO_ENV) $(VENV)/soilclay airflow trigger soilclay_scene_watch --timeout 3600 || status=$$?; \
+	$(VENV)/soilclay demo-summary --aoi $(DEMO_AOI) --world "$(DEMO_DIR)" \
+		--ui-url http://localhost:$(AIRFLOW_PORT)/ --ui-login "admin / admin"; \
+	if [ "$(KEEP_UI)" = 1 ]; then echo "[demo] Airflow keeps running (KEEP_UI=1): stop it with 'make airflow-down'"; \
+	else echo "[demo] stopping Airflow (keep it with KEEP_UI=1)"; $(VENV)/soilclay airflow down; fi; \
+	exit $$status
+
+# New scenes arrive: extend the world, then the watch records them and the chain refreshes everything.
+demo-more-scenes: setup
+	@$(VENV)/soilclay demo-world --out "$(DEMO_DIR)" --add-scenes $(ADD_SCENES)
+	@$(MAKE) --no-print-directory demo-run
+
+airflow-down: setup
+	@$(VENV)/soilclay airflow down
 
 test: setup
 	@$(VENV)/pytest $(PYTEST_ARGS)
