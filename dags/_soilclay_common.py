@@ -144,8 +144,9 @@ def task_run_id(stage: str, context: Any) -> str:
 def record_failure(stage: str):
     """An ``on_failure_callback`` that makes sure a failed task try is a 'failed' row in
     ``soilclay.pipeline_runs`` with the reason, also when it failed before the task opened its own
-    recorded run (bad params, unknown AOI, a failed Earth Engine export in the operator). A try that
-    recorded its run already keeps its row (same run id, the insert does nothing)."""
+    recorded run (bad params, unknown AOI, a failed Earth Engine export in the operator), or was
+    killed while its row still says 'running' (timeout, OOM). A try that recorded its own outcome
+    keeps it (same run id; only a 'running' row is overwritten)."""
 
     def callback(context: Any) -> None:
         import json
@@ -161,7 +162,8 @@ def record_failure(stage: str):
                 conn.execute(text(
                     "INSERT INTO soilclay.pipeline_runs (run_id, stage, status, error, params, dag_id, dag_run_id, "
                     "finished_at) VALUES (:r, :s, 'failed', :e, CAST(:p AS jsonb), :d, :dr, now()) "
-                    "ON CONFLICT (run_id) DO NOTHING"),
+                    "ON CONFLICT (run_id) DO UPDATE SET status = 'failed', error = EXCLUDED.error, "
+                    "finished_at = now() WHERE soilclay.pipeline_runs.status = 'running'"),
                     {"r": task_run_id(stage, context), "s": stage, "e": reason[:4000],
                      "p": json.dumps({"task_id": ti.task_id, "map_index": ti.map_index}),
                      **{"d": ti.dag_id, "dr": ti.run_id}})
@@ -172,14 +174,16 @@ def record_failure(stage: str):
 
 
 @contextmanager
-def task_run(engine: Engine, stage: str, **kwargs: Any) -> Iterator[Any]:
-    """``soilclay.db.runs.recorded_run`` for the current task try (run id from :func:`task_run_id`)."""
+def task_run(engine: Engine, stage: str, item: str = "", **kwargs: Any) -> Iterator[Any]:
+    """``soilclay.db.runs.recorded_run`` for the current task try (run id from :func:`task_run_id`,
+    plus ``/item`` when one task records several runs)."""
     from airflow.sdk import get_current_context
 
     from soilclay.db.runs import recorded_run
 
     context = get_current_context()
-    with recorded_run(engine, stage, run_id=task_run_id(stage, context), **dag_run_ids(context), **kwargs) as run:
+    run_id = task_run_id(stage, context) + (f"/{item}" if item else "")
+    with recorded_run(engine, stage, run_id=run_id, **dag_run_ids(context), **kwargs) as run:
         yield run
 
 

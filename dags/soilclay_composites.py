@@ -58,6 +58,41 @@ def _plans(engine: Any, aoi_name: str, sensors: list[str], params: dict[str, Any
                            backend=params["backend"], refresh=refresh)
 
 
+def _register_one(engine: Any, item: dict[str, Any], uri: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Register one exported COG as a new composite version, if its inputs are still the planned ones."""
+    from datetime import date
+
+    from soilclay.composites.build import register_planned
+    from soilclay.errors import BadInputError
+
+    record = {"aoi": item["aoi"], "backend": "earthengine", "sensors": [item["sensor"]], "uri": uri}
+    with task_run(engine, "composite", item=f"{item['aoi']}/{item['sensor']}", params=record) as run:
+        (plan,) = _plans(engine, item["aoi"], [item["sensor"]], params, refresh=date.fromisoformat(item["refresh"]))
+        if plan.name != item["name"]:
+            raise BadInputError(f"{item['aoi']}/{item['sensor']}: the scenes changed while exporting "
+                                f"(exported {item['name']}, now {plan.name}); the next run exports anew")
+        outcome = plan.existing if plan.status == "up-to-date" else register_planned(
+            engine, plan, uri=uri, backend="earthengine", run_id=run.run_id)
+        run.summary = {item["sensor"]: {"status": outcome.status, "version": outcome.version}}
+    print(outcome.render())
+    return {"aoi": item["aoi"], "sensor": item["sensor"], "status": outcome.status, "version": outcome.version,
+            "uri": outcome.uri, "scenes": outcome.scene_count}
+
+
+def _created_by_this_run() -> list[dict[str, Any]]:
+    from sqlalchemy import text
+
+    dag_run = get_current_context().get("dag_run")
+    if dag_run is None:
+        return []
+    with soilclay_runtime() as (_, engine), engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT a.name AS aoi, c.sensor, c.version, c.uri, c.scene_count AS scenes FROM soilclay.composites c "
+            "JOIN soilclay.aois a USING (aoi_id) WHERE c.run_id LIKE :p ORDER BY c.composite_id"),
+            {"p": f"composite:{dag_run.dag_id}:{dag_run.run_id}:%"}).mappings().all()
+    return [{**r, "status": "created"} for r in rows]
+
+
 def _export_kwargs(item: dict[str, Any]) -> dict[str, Any]:
     return item["export"]
 
@@ -161,29 +196,17 @@ def soilclay_composites() -> None:
     @task
     def register_exports(planned: list[dict[str, Any]], uris: list[str], params: dict[str, Any]) -> list[dict]:
         """Register each exported COG as a new composite version, if its inputs are still the planned ones."""
-        from datetime import date
-
-        from soilclay.composites.build import register_planned
         from soilclay.errors import BadInputError
 
-        results = []
+        results, errors = [], []
         with soilclay_runtime() as (_, engine):
             for item, uri in zip(planned, list(uris), strict=True):
-                with task_run(engine, "composite", params={"aoi": item["aoi"], "backend": "earthengine",
-                                                           "sensors": [item["sensor"]], "uri": uri}) as run:
-                    (plan,) = _plans(engine, item["aoi"], [item["sensor"]], params,
-                                     refresh=date.fromisoformat(item["refresh"]))
-                    if plan.name != item["name"]:
-                        raise BadInputError(f"{item['aoi']}/{item['sensor']}: the scenes changed while exporting "
-                                            f"(exported {item['name']}, now {plan.name}); the next run exports anew")
-                    if plan.status == "up-to-date":
-                        outcome = plan.existing
-                    else:
-                        outcome = register_planned(engine, plan, uri=uri, backend="earthengine", run_id=run.run_id)
-                    run.summary = {item["sensor"]: {"status": outcome.status, "version": outcome.version}}
-                print(outcome.render())
-                results.append({"aoi": item["aoi"], "sensor": item["sensor"], "status": outcome.status,
-                                "version": outcome.version, "uri": outcome.uri, "scenes": outcome.scene_count})
+                try:
+                    results.append(_register_one(engine, item, uri, params))
+                except BadInputError as exc:  # register the others; fail at the end (publish sees the rest)
+                    errors.append(str(exc))
+        if errors:
+            raise BadInputError(f"{len(errors)} of {len(planned)} exports not registered: " + "; ".join(errors))
         return results
 
     @task(outlets=[COMPOSITES], trigger_rule="all_done")
@@ -192,6 +215,10 @@ def soilclay_composites() -> None:
         """Emit COMPOSITES listing the new versions, or skip (no event) when none was created."""
         results = [r for r in (built or []) if r] + list(registered or [])
         created = [r for r in results if r["status"] == "created"]
+        seen = {(r["aoi"], r["sensor"], r["version"]) for r in created}
+        # Also versions an earlier try of this run registered (a retry finds them 'up-to-date') and those
+        # registered by a task that failed afterwards: what this run made is in the database.
+        created += [r for r in _created_by_this_run() if (r["aoi"], r["sensor"], r["version"]) not in seen]
         if not created:
             raise AirflowSkipException("no new composite version: no COMPOSITES event")
         get_current_context()["outlet_events"][COMPOSITES].extra = {"created": created}

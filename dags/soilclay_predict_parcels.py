@@ -26,8 +26,9 @@ version and the AOI's newest composites and cuts the AOI's parcels into `parcel_
 `chunk_size` (`soilclay.predict.run.plan_predictions`); one mapped `predict_chunk` task per range
 estimates the parcels that have no estimate from that model on those composites yet
 (`predict_aoi` with the pins and the range), so re-running writes nothing and a failed chunk is
-retried alone. A chunk refuses to run if the champion changed after planning (the new champion's
-MODEL event triggers a fresh run); at most two chunks run at once (each loads the model).
+retried alone. A chunk is *skipped* if the champion changed after planning (the new champion's
+MODEL event triggers a fresh run), so one run never mixes two models or two composite versions;
+at most two chunks run at once (each loads the model).
 
 `model_version`: when given it must be the current champion, else the run fails (no retry).
 Before the first champion (the first COMPOSITES event also starts the first training) or before
@@ -91,20 +92,28 @@ def soilclay_predict_parcels() -> None:
     def predict_chunk(chunk: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """Estimate the chunk's parcels not yet estimated by the pinned model on the pinned composites."""
         from soilclay.cli.predict import predictor_factory
+        from soilclay.errors import ChampionChangedError
         from soilclay.io.store import open_store
         from soilclay.predict.run import predict_aoi
 
         with soilclay_runtime() as (settings, engine):
             settings.work_dir.mkdir(parents=True, exist_ok=True)
             with task_run(engine, "predict", params={**chunk, "serving": params["serving"]}) as run:
-                outcome = predict_aoi(engine, aoi_name=chunk["aoi"],
-                                      predictor_factory=predictor_factory(settings, params["serving"], "grpc"),
-                                      store=open_store(settings.store_url), run_id=run.run_id,
-                                      workdir=settings.work_dir, model_version=chunk["model_version"],
-                                      s2_composite_id=chunk["s2_composite_id"],
-                                      s1_composite_id=chunk["s1_composite_id"],
-                                      parcel_range=(chunk["first"], chunk["last"]))
-                run.summary = {"estimated": outcome.estimated, "written": outcome.written, "flags": outcome.flagged}
+                try:
+                    outcome = predict_aoi(engine, aoi_name=chunk["aoi"],
+                                          predictor_factory=predictor_factory(settings, params["serving"], "grpc"),
+                                          store=open_store(settings.store_url), run_id=run.run_id,
+                                          workdir=settings.work_dir, model_version=chunk["model_version"],
+                                          s2_composite_id=chunk["s2_composite_id"],
+                                          s1_composite_id=chunk["s1_composite_id"],
+                                          parcel_range=(chunk["first"], chunk["last"]), pin_composites=True)
+                except ChampionChangedError as exc:  # a retrain promoted a new model: its MODEL event reruns us
+                    run.status, run.summary, outcome = "skipped", {"reason": str(exc)}, None
+                else:
+                    run.summary = {"estimated": outcome.estimated, "written": outcome.written,
+                                   "flags": outcome.flagged}
+        if outcome is None:
+            raise AirflowSkipException(f"superseded: {run.summary['reason']}")
         print(outcome.render())
         return {"estimated": outcome.estimated, "written": outcome.written, "flags": outcome.flagged,
                 "s1_composite_id": outcome.s1_composite_id}

@@ -45,6 +45,19 @@ def _model_config(path: str) -> Any:
         raise BadInputError(f"SOILCLAY_MODEL_CONFIG_FILE={path}: cannot read a JSON model config: {exc}") from exc
 
 
+def _promoted_by_this_run(version: int) -> bool:
+    """Whether an earlier try of this DAG run registered ``version`` (then promoted it and failed later:
+    the retry finds it champion already, and must still emit MODEL)."""
+    from airflow.sdk import get_current_context
+    from sqlalchemy import text
+
+    dag_run = get_current_context()["dag_run"]
+    with soilclay_runtime() as (_, engine), engine.connect() as conn:
+        return bool(conn.execute(text(
+            "SELECT 1 FROM soilclay.model_versions WHERE version = :v AND run_id LIKE :p"),
+            {"v": version, "p": f"train:{dag_run.dag_id}:{dag_run.run_id}:%"}).first())
+
+
 @dag(
     dag_id="soilclay_retrain",
     schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 3 1 * *", timezone="UTC"), assets=COMPOSITES),
@@ -97,8 +110,9 @@ def soilclay_retrain() -> None:
         print(outcome.render())
         previous = before.version if before else None
         return {"aoi": aoi, "version": outcome.version, "status": outcome.status, "reason": outcome.reason,
-                "previous_champion": previous,
-                "new_champion": outcome.status == "champion" and outcome.version != previous}
+                "previous_champion": previous if previous != outcome.version else None,
+                "new_champion": outcome.status == "champion" and (
+                    outcome.version != previous or _promoted_by_this_run(outcome.version))}
 
     @task(outlets=[MODEL])
     def publish_model(result: dict[str, Any]) -> dict[str, Any]:

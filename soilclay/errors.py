@@ -29,3 +29,7 @@ class FinalExternalError(SoilclayError):
 
 class NotReadyError(BadInputError):
     """A prerequisite of the stage does not exist yet (e.g. no champion model); the message says which."""
+
+
+class ChampionChangedError(BadInputError):
+    """Estimates were planned (or requested) for a model version that is no longer the champion."""

@@ -43,10 +43,11 @@ def airflow() -> None:
 @airflow.command()
 @home_option
 @click.option("--port", type=int, default=DEFAULT_PORT, show_default=True, help="API server / UI port.")
-@click.option("--password", default="admin", show_default=True, help="Password of the UI/API user 'admin'.")
+@click.option("--password", default=None, help="Password of the UI/API user 'admin' (default: the recorded one, "
+              "else admin).")
 @click.option("--timeout", type=float, default=180, show_default=True, help="Seconds to wait for health.")
 @click.pass_obj
-def up(settings: Settings, home: Path, port: int, password: str, timeout: float) -> None:
+def up(settings: Settings, home: Path, port: int, password: str | None, timeout: float) -> None:
     """Prepare and start the deployment in the background (reuses processes already running)."""
     from soilclay.stack import processes
 
@@ -57,7 +58,8 @@ def up(settings: Settings, home: Path, port: int, password: str, timeout: float)
     processes.prepare(spec, log=click.echo)
     processes.start(spec, timeout=timeout, log=click.echo)
     (spec.run_dir / "port").write_text(str(port))
-    click.echo(f"Airflow is up: {spec.ui_url}  (login {spec.admin_user} / {spec.admin_password}; local demo)")
+    shown = spec.admin_password if spec.admin_password == "admin" else "<the password you set>"
+    click.echo(f"Airflow is up: {spec.ui_url}  (login {spec.admin_user} / {shown}; local demo)")
     click.echo(f"logs: {spec.log_dir}   stop: soilclay airflow down --home {home}")
 
 

@@ -245,6 +245,21 @@ def export_to_gcs(image: ee.Image, *, bucket: str, prefix: str, description: str
         formatOptions={"cloudOptimized": True, "noData": NODATA})
 
 
+def find_active_export(description: str) -> str | None:
+    """The operation name of a pending or running export named ``description``, else None. Export
+    names carry the recipe and input hashes, so such an export computes exactly this composite."""
+    try:
+        operations = ee.data.listOperations() or []
+    except ee.EEException as exc:
+        raise classify_ee_error(str(exc))(f"cannot list Earth Engine operations: {exc}") from exc
+    for op in operations:
+        metadata = op.get("metadata") or {}
+        if metadata.get("description") == description and str(metadata.get("state", "")).upper() in (
+                "PENDING", "RUNNING"):
+            return op.get("name")
+    return None
+
+
 def start_export(task: ee.batch.Task) -> str:
     """Start ``task`` and return its operation name (``projects/<p>/operations/<id>``)."""
     try:
@@ -299,9 +314,13 @@ class EarthEngineBackend:
         if max(width, height) > DEFAULT_FILE_DIMENSIONS:
             raise BadInputError(f"AOI {recipe.aoi} spans {width} x {height} pixels of {recipe.grid.resolution} m; "
                                 f"one export file holds at most {DEFAULT_FILE_DIMENSIONS} per side: split the AOI")
-        image = builders[sensor](recipe, region, *period)
         object_name = f"{self.prefix}/{name}" if self.prefix else name
         description = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:100]
+        running = find_active_export(description)
+        if running is not None:  # an earlier try started it (retry after a timeout or a lost worker)
+            log.info("Earth Engine export %s is already running as %s: waiting for it", description, running)
+            return running, f"gs://{self.bucket}/{object_name}.tif"
+        image = builders[sensor](recipe, region, *period)
         task = export_to_gcs(image, bucket=self.bucket, prefix=object_name, description=description,
                              region=region, grid=recipe.grid)
         return start_export(task), f"gs://{self.bucket}/{object_name}.tif"

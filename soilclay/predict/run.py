@@ -24,7 +24,7 @@ import shapely
 from sqlalchemy import Engine, text
 
 from soilclay.db.aois import get_aoi
-from soilclay.errors import BadInputError, NotReadyError
+from soilclay.errors import BadInputError, ChampionChangedError, NotReadyError
 from soilclay.predict.aggregate import aggregate
 from soilclay.predict.pixels import parcel_pixels
 from soilclay.predict.write import write_estimates
@@ -78,7 +78,12 @@ _IN_AOI = ("FROM soilclay.parcels p JOIN soilclay.aois a ON ST_Intersects(p.geom
            " AND (CAST(:lo AS text) IS NULL OR p.parcel_id COLLATE \"C\" BETWEEN :lo AND :hi)")
 
 
-def _resolve(conn, aoi_name: str, model_version: int | None, s2_id: int | None, s1_id: int | None):
+#: More mapped tasks than this is a planning mistake (Airflow's max_map_length is 1024): chunks grow.
+MAX_CHUNKS = 1000
+
+
+def _resolve(conn, aoi_name: str, model_version: int | None, s2_id: int | None, s1_id: int | None,
+             pinned: bool = False):
     from soilclay.features.points import pick_composite
     from soilclay.model import registry
 
@@ -87,10 +92,10 @@ def _resolve(conn, aoi_name: str, model_version: int | None, s2_id: int | None, 
     if champion is None:
         raise NotReadyError("no champion model yet: run `soilclay model retrain` first")
     if model_version is not None and champion.version != model_version:
-        raise BadInputError(f"model version {model_version} was requested (or planned) but the champion is now "
+        raise ChampionChangedError(f"model version {model_version} was requested (or planned) but the champion is now "
                             f"version {champion.version}; estimates come from the champion only")
     s2 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-2", s2_id)
-    s1 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-1", s1_id)
+    s1 = None if pinned and s1_id is None else pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-1", s1_id)
     if s2 is None:
         raise NotReadyError(f"AOI {aoi.name} has no Sentinel-2 composite yet: run `soilclay composites build`")
     return aoi, champion, s2, s1
@@ -98,11 +103,14 @@ def _resolve(conn, aoi_name: str, model_version: int | None, s2_id: int | None, 
 
 def plan_predictions(engine: Engine, *, aoi_name: str, chunk_size: int = 500,
                      model_version: int | None = None) -> PredictPlan:
-    """Pin the champion and the newest composites; cut the AOI's parcels into ranges of ``chunk_size``."""
+    """Pin the champion and the newest composites; cut the AOI's parcels into ranges of ``chunk_size``
+    (enlarged when that would make more than :data:`MAX_CHUNKS` chunks)."""
     if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
         raise BadInputError(f"chunk_size must be an integer >= 1, found {chunk_size!r}")
     with engine.connect() as conn:
         aoi, champion, s2, s1 = _resolve(conn, aoi_name, model_version, None, None)
+        total = conn.execute(text(f"SELECT count(*) {_IN_AOI}"), {"a": aoi.aoi_id, "lo": None, "hi": None}).scalar_one()
+        chunk_size = max(chunk_size, -(-int(total) // MAX_CHUNKS))
         rows = conn.execute(text(
             "SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM ("
             " SELECT p.parcel_id COLLATE \"C\" AS id, (row_number() OVER (ORDER BY p.parcel_id COLLATE \"C\") - 1)"
@@ -132,18 +140,21 @@ def predict_aoi(engine: Engine, *, aoi_name: str, predictor_factory, store=None,
                 max_pixels: int = 200, inward_buffer_m: float = 0.0, min_pixels: int = 3,
                 workdir: Path | None = None, progress: bool = False, model_version: int | None = None,
                 s2_composite_id: int | None = None, s1_composite_id: int | None = None,
-                parcel_range: tuple[str, str] | None = None) -> PredictOutcome:
+                parcel_range: tuple[str, str] | None = None, pin_composites: bool = False) -> PredictOutcome:
     """``predictor_factory(champion) -> Predictor`` builds the predictor for the champion version.
 
     Defaults: the champion, the newest composites, every parcel of the AOI. ``model_version`` (must be
     the champion), ``s2_composite_id`` / ``s1_composite_id`` and ``parcel_range`` (inclusive ``parcel_id``
-    bounds, bytewise order) pin them, as a :class:`PredictPlan` chunk does.
+    bounds, bytewise order) pin them, as a :class:`PredictPlan` chunk does; with ``pin_composites`` the
+    composite ids are exact (a None S1 id means "no S1", not "the newest"). A champion other than
+    ``model_version`` raises :class:`ChampionChangedError`.
     """
     from soilclay.features.points import local_path
 
     started = time.monotonic()
     with engine.connect() as conn:
-        aoi, champion, s2, s1 = _resolve(conn, aoi_name, model_version, s2_composite_id, s1_composite_id)
+        aoi, champion, s2, s1 = _resolve(conn, aoi_name, model_version, s2_composite_id, s1_composite_id,
+                                         pin_composites)
     predictor = predictor_factory(champion)
     try:
         s1_id = s1.composite_id if s1 is not None and "sar" in predictor.inputs else None

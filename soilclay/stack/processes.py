@@ -106,7 +106,8 @@ def prepare(spec: StackSpec, log=print) -> None:
     run_airflow(spec, "db", "migrate")
     log(f"airflow db migrate: done in {time.monotonic() - started:.0f} s")
     for name, (slots, description) in POOLS.items():
-        run_airflow(spec, "pools", "set", name, str(slots), description)
+        # deferred tasks hold their slot: an Earth Engine export is deferred for almost all its life
+        run_airflow(spec, "pools", "set", name, str(slots), description, "--include-deferred")
     write_passwords(spec)
 
 

@@ -314,6 +314,7 @@ def fake_export(monkeypatch) -> list[dict]:
 
     monkeypatch.setattr(ee.data, "newTaskId", lambda count=1: ["TASK1"])
     monkeypatch.setattr(ee.data, "exportImage", export_image)
+    monkeypatch.setattr(ee.data, "listOperations", lambda *a, **k: [])
     return requests
 
 
@@ -355,6 +356,20 @@ def test_backend_start(ee_api, fake_export):
         "bucket": "soil-bucket", "filenamePrefix": "composites/demo/demo/s2.abc123"}
     tree = expression(config["expression"])
     assert arg_values(tree, "ImageCollection.load", "id") == ["COPERNICUS/S2_SR_HARMONIZED"]
+
+
+def test_backend_start_reuses_a_running_export_of_the_same_name(ee_api, fake_export, monkeypatch):
+    """A retry (after a trigger timeout or a lost worker) waits for the export already running."""
+    ops = [{"name": "projects/p/operations/OLD", "metadata": {"description": "demo_s2_abc123", "state": "SUCCEEDED"}},
+           {"name": "projects/p/operations/LIVE", "metadata": {"description": "demo_s2_abc123", "state": "RUNNING"}},
+           {"name": "projects/p/operations/OTHER", "metadata": {"description": "demo_s1_abc123", "state": "RUNNING"}}]
+    monkeypatch.setattr(ee.data, "listOperations", lambda *a, **k: ops)
+    backend = eeb.EarthEngineBackend("soil-bucket", "composites")
+    operation, uri = backend.start(recipe(), "sentinel-2", AOI, (START, END), "demo/s2.abc123")
+    assert (operation, uri) == ("projects/p/operations/LIVE", "gs://soil-bucket/composites/demo/s2.abc123.tif")
+    assert fake_export == []  # nothing new started
+    ops[1]["metadata"]["state"] = "FAILED"  # a failed one is not reused: a new export starts
+    assert backend.start(recipe(), "sentinel-2", AOI, (START, END), "demo/s2.abc123")[0].endswith("TASK1")
 
 
 def test_backend_refuses_bad_requests(ee_api, fake_export):

@@ -251,6 +251,9 @@ def test_earthengine_branch_exports_with_the_deferrable_operator_and_registers(w
                                                                ("sentinel-2", 1, "earthengine")]
     assert all(r.uri.startswith("gs://soilclay-test/prefix/composites/demo-ee/") for r in rows)
     assert asset_events("soilclay://composites")[-1]["created"][0]["uri"].startswith("gs://soilclay-test/")
+    items = [r.run_id.rsplit("/", 2)[-2:] for r in runs_of(engine, "soilclay_composites")
+             if ":register_exports:" in r.run_id]
+    assert sorted(items) == [["demo-ee", "sentinel-1"], ["demo-ee", "sentinel-2"]]  # one record per export
 
     state, tis = run(dags, "soilclay_composites", aois=["demo-ee"], backend="earthengine",
                      sensors=SENSORS)  # up to date

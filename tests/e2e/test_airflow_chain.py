@@ -8,7 +8,7 @@ Two things make the run deterministic:
   retrain; ``catchup=False``) start a run for their latest past tick as soon as they are parsed. The
   scene archive is therefore an empty directory until those start-up runs are over (the scene watch
   then finds nothing and emits no event); then it becomes a symlink to the small world's scenes and
-  the test triggers the scene watch itself. The start-up retrain finds no composites and fails.
+  the test triggers the scene watch itself. The start-up retrain finds no composites and is skipped.
 - ``SOILCLAY_DATABASE_URL`` in the tasks' environment names a database that does not exist: the
   tasks can only succeed through the ``soilclay_db`` connection (``AIRFLOW_CONN_SOILCLAY_DB``).
 """
@@ -53,7 +53,7 @@ def free_ports(n: int) -> list[int]:
 
 
 def tcp_url(url: str) -> str:
-    """The same database over TCP (the DAGs' connection helper cannot express a Unix socket directory)."""
+    """The same database over TCP (a Unix-socket URL works too; TCP keeps this test independent of it)."""
     parsed = make_url(url)
     if parsed.host and not parsed.host.startswith("/"):
         return url
@@ -106,6 +106,9 @@ def test_scene_watch_drives_the_asset_chain_to_parcel_estimates(db_factory, smal
     try:
         processes.prepare(spec)
         timings["prepare"] = time.monotonic() - started
+        (pool,) = json.loads(processes.run_airflow(spec, "pools", "get", "earthengine", "-o", "json").strip()
+                             .splitlines()[-1])
+        assert int(pool["slots"]) == 2 and str(pool["include_deferred"]).lower() == "true", pool
         processes.start(spec)
         timings["start"] = time.monotonic() - started - timings["prepare"]
         for pid in processes.running(spec).values():
