@@ -41,6 +41,8 @@ PREDICTIONS = Asset(name="soilclay_predictions", uri="soilclay://predictions", g
 
 #: Airflow connection holding the PostGIS database (conn type postgres); else SOILCLAY_DATABASE_URL.
 DB_CONN_ID = "soilclay_db"
+#: Airflow connection of TF Serving (host, port = gRPC; extra ``rest_url``); else SOILCLAY_TF_SERVING_*.
+TF_SERVING_CONN_ID = "tf_serving"
 START_DATE = datetime(2025, 1, 1)
 OWNER = "soilclay"
 
@@ -113,12 +115,34 @@ def database_url_from_connection(conn_id: str = DB_CONN_ID) -> str | None:
     return url.render_as_string(hide_password=False)
 
 
+def tf_serving_from_connection(conn_id: str = TF_SERVING_CONN_ID) -> dict[str, str]:
+    """``tf_serving_grpc`` (host:port) and ``tf_serving_rest`` (extra ``rest_url``) from the Airflow
+    connection ``conn_id``; empty when it is not defined. Call only inside a task."""
+    from airflow.sdk import Connection
+    from airflow.sdk.exceptions import AirflowNotFoundException
+
+    try:
+        conn = Connection.get(conn_id)
+    except AirflowNotFoundException:
+        return {}
+    out = {}
+    if conn.host:
+        out["tf_serving_grpc"] = f"{conn.host}:{conn.port or 8500}"
+    if conn.extra_dejson.get("rest_url"):
+        out["tf_serving_rest"] = str(conn.extra_dejson["rest_url"])
+    return out
+
+
 def build_settings() -> Settings:
-    """soilclay settings from ``SOILCLAY_*``, the database URL from the ``soilclay_db`` connection when defined."""
+    """soilclay settings from ``SOILCLAY_*``; the database URL from the ``soilclay_db`` connection and the
+    TF Serving addresses from the ``tf_serving`` connection when those are defined."""
     from soilclay.settings import Settings
 
+    overrides: dict[str, Any] = tf_serving_from_connection()
     url = database_url_from_connection()
-    return Settings(database_url=url) if url else Settings()
+    if url:
+        overrides["database_url"] = url
+    return Settings(**overrides)
 
 
 @contextmanager

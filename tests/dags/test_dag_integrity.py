@@ -308,6 +308,26 @@ def test_a_unix_socket_connection_becomes_libpq_host_and_reaches_the_server(monk
     engine.dispose()
 
 
+def test_tf_serving_addresses_come_from_the_tf_serving_connection(monkeypatch):
+    from airflow.sdk import Connection
+
+    conns = {"tf_serving": Connection(conn_id="tf_serving", conn_type="generic", host="serving.internal", port=9500,
+                                      extra='{"rest_url": "http://serving.internal:9501"}')}
+
+    def get(conn_id):
+        if conn_id not in conns:
+            raise AirflowNotFoundException(conn_id)
+        return conns[conn_id]
+
+    monkeypatch.setattr(Connection, "get", get)
+    monkeypatch.setenv("SOILCLAY_TF_SERVING_GRPC", "env-host:1")
+    settings = common.build_settings()
+    assert (settings.tf_serving_grpc, settings.tf_serving_rest) == ("serving.internal:9500",
+                                                                    "http://serving.internal:9501")
+    conns.clear()
+    assert common.build_settings().tf_serving_grpc == "env-host:1"
+
+
 def test_database_url_falls_back_to_the_environment(monkeypatch):
     from airflow.sdk import Connection
 
