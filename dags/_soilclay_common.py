@@ -161,7 +161,8 @@ def soilclay_runtime() -> Iterator[tuple[Settings, Engine]]:
 def task_run_id(stage: str, context: Any) -> str:
     """The ``pipeline_runs.run_id`` of this task try: stage, DAG, run, task, map index and try number."""
     ti = context["ti"]
-    index = f"[{ti.map_index}]" if getattr(ti, "map_index", -1) is not None and ti.map_index >= 0 else ""
+    map_index = getattr(ti, "map_index", None)
+    index = f"[{map_index}]" if map_index is not None and map_index >= 0 else ""
     return f"{stage}:{ti.dag_id}:{ti.run_id}:{ti.task_id}{index}:try{ti.try_number}"
 
 
@@ -190,7 +191,7 @@ def record_failure(stage: str):
                     "finished_at = now() WHERE soilclay.pipeline_runs.status = 'running'"),
                     {"r": task_run_id(stage, context), "s": stage, "e": reason[:4000],
                      "p": json.dumps({"task_id": ti.task_id, "map_index": ti.map_index}),
-                     **{"d": ti.dag_id, "dr": ti.run_id}})
+                     "d": ti.dag_id, "dr": ti.run_id})
         except Exception:  # a callback must not hide the task's own failure
             logging.getLogger(__name__).exception("could not record the failure of %s in pipeline_runs", ti.task_id)
 

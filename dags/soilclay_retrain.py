@@ -45,17 +45,15 @@ def _model_config(path: str) -> Any:
         raise BadInputError(f"SOILCLAY_MODEL_CONFIG_FILE={path}: cannot read a JSON model config: {exc}") from exc
 
 
-def _promoted_by_this_run(version: int) -> bool:
-    """Whether an earlier try of this DAG run registered ``version`` (then promoted it and failed later:
-    the retry finds it champion already, and must still emit MODEL)."""
-    from airflow.sdk import get_current_context
+def registered_by_run(engine: Any, version: int, dag_id: str, run_id: str) -> bool:
+    """Whether a try of DAG run ``run_id`` registered model ``version``: then it is this run's new
+    champion even when a retry finds it champion already (an earlier try promoted it, then failed)."""
     from sqlalchemy import text
 
-    dag_run = get_current_context()["dag_run"]
-    with soilclay_runtime() as (_, engine), engine.connect() as conn:
+    with engine.connect() as conn:
         return bool(conn.execute(text(
             "SELECT 1 FROM soilclay.model_versions WHERE version = :v AND run_id LIKE :p"),
-            {"v": version, "p": f"train:{dag_run.dag_id}:{dag_run.run_id}:%"}).first())
+            {"v": version, "p": f"train:{dag_id}:{run_id}:%"}).first())
 
 
 @dag(
@@ -105,14 +103,17 @@ def soilclay_retrain() -> None:
                 else:
                     run.summary = {"version": outcome.version, "status": outcome.status,
                                    "samples": outcome.samples, "config_hash": config.hash()}
+            previous = before.version if before else None
+            dag_run = get_current_context()["dag_run"]
+            new_champion = outcome is not None and outcome.status == "champion" and (
+                outcome.version != previous
+                or registered_by_run(engine, outcome.version, dag_run.dag_id, dag_run.run_id))
         if outcome is None:
             raise AirflowSkipException(f"not ready: {run.summary['reason']}")
         print(outcome.render())
-        previous = before.version if before else None
         return {"aoi": aoi, "version": outcome.version, "status": outcome.status, "reason": outcome.reason,
                 "previous_champion": previous if previous != outcome.version else None,
-                "new_champion": outcome.status == "champion" and (
-                    outcome.version != previous or _promoted_by_this_run(outcome.version))}
+                "new_champion": new_champion}
 
     @task(outlets=[MODEL])
     def publish_model(result: dict[str, Any]) -> dict[str, Any]:

@@ -92,8 +92,8 @@ def _resolve(conn, aoi_name: str, model_version: int | None, s2_id: int | None, 
     if champion is None:
         raise NotReadyError("no champion model yet: run `soilclay model retrain` first")
     if model_version is not None and champion.version != model_version:
-        raise ChampionChangedError(f"model version {model_version} was requested (or planned) but the champion is now "
-                            f"version {champion.version}; estimates come from the champion only")
+        raise ChampionChangedError(f"model version {model_version} was requested (or planned) but the champion "
+                                   f"is now version {champion.version}; estimates come from the champion only")
     s2 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-2", s2_id)
     s1 = None if pinned and s1_id is None else pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-1", s1_id)
     if s2 is None:
@@ -112,12 +112,12 @@ def plan_predictions(engine: Engine, *, aoi_name: str, chunk_size: int = 500,
         total = conn.execute(text(f"SELECT count(*) {_IN_AOI}"), {"a": aoi.aoi_id, "lo": None, "hi": None}).scalar_one()
         chunk_size = max(chunk_size, -(-int(total) // MAX_CHUNKS))
         rows = conn.execute(text(
-            "SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM ("
+            "SELECT min(id) AS lo, max(id) AS hi FROM ("
             " SELECT p.parcel_id COLLATE \"C\" AS id, (row_number() OVER (ORDER BY p.parcel_id COLLATE \"C\") - 1)"
             f" / :size AS chunk {_IN_AOI}) t GROUP BY chunk ORDER BY chunk"),
             {"a": aoi.aoi_id, "size": chunk_size, "lo": None, "hi": None}).all()
     return PredictPlan(aoi.name, champion.version, s2.composite_id, None if s1 is None else s1.composite_id,
-                       sum(int(r.n) for r in rows), tuple((r.lo, r.hi) for r in rows))
+                       int(total), tuple((r.lo, r.hi) for r in rows))
 
 
 def _todo(engine: Engine, aoi_id: int, model_version: int, s2: int, s1: int | None,

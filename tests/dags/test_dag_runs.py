@@ -167,6 +167,11 @@ def test_retrain_publishes_a_champion_and_emits_model(world, dags):
     row = runs_of(engine, "soilclay_retrain")[-1]
     assert row.status == "success" and row.summary["config_hash"] and row.summary["samples"] > 100  # FAST config
 
+    from soilclay_retrain import registered_by_run  # how a retry after the promotion still emits MODEL
+
+    assert registered_by_run(engine, 1, "soilclay_retrain", row.dag_run_id)
+    assert not registered_by_run(engine, 1, "soilclay_retrain", "manual__another-run")
+
     state, tis = run(dags, "soilclay_retrain", aoi=AOI)  # same inputs: nothing trained, no event
     assert state == "success" and tis["publish_model"] == "skipped"
     assert scalar(engine, "SELECT count(*) FROM soilclay.model_versions") == 1

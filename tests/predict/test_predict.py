@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import text
 
 from soilclay.db.runs import recorded_run
-from soilclay.errors import BadInputError
+from soilclay.errors import BadInputError, ChampionChangedError
 from soilclay.model.config import ModelConfig
 from soilclay.model.pipeline import retrain
 from soilclay.parcels.load import load_parcels
@@ -158,7 +158,12 @@ def test_chunked_run_equals_the_whole_run_and_pins_the_champion(world_db):
     again = predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id="x",
                         parcel_range=plan.chunks[0], **pins)
     assert (again.estimated, again.written) == (0, 0)
-    with pytest.raises(BadInputError, match="model version 7 was requested .* champion is now version 1"):
+    # Pinned "no S1" means none, not the newest S1: this SAR model then refuses (unpinned it would find
+    # the chunk done with the newest S1 and return quietly).
+    with pytest.raises(BadInputError, match="needs SAR inputs but no Sentinel-1 composite"):
+        predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id="z",
+                    parcel_range=plan.chunks[0], **{**pins, "s1_composite_id": None}, pin_composites=True)
+    with pytest.raises(ChampionChangedError, match="model version 7 was requested .* champion is now version 1"):
         predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id="y",
                     parcel_range=plan.chunks[0], **{**pins, "model_version": 7})
     with pytest.raises(BadInputError, match="chunk_size"):
