@@ -37,7 +37,7 @@ def main() -> None:
 
     from soilclay.demo.spec import WorldSpec
     from soilclay.demo.world import WorldState, make_samples
-    from soilclay.features.points import sample_composites
+    from soilclay.features.rasters import sample_composites
     from soilclay.model.config import ModelConfig
     from soilclay.model.experiment import run_experiment
     from soilclay.model.features import Features

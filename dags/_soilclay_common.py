@@ -10,11 +10,12 @@ Assets (declared once here, used by every DAG):
 - ``MODEL``: a new champion model version was published (``extra``: its version);
 - ``PREDICTIONS``: new per-parcel estimates were written (``extra``: counts and model version).
 
-Retries: only failures that may pass by themselves are retried (soilclay's
-``TransientExternalError``, lost database connections, network timeouts), with exponential
-back-off. Wrong input or configuration (``BadInputError``), a refusal for good
-(``FinalExternalError``), invalid settings (pydantic ``ValidationError``) and any unexpected error
-(a bug) fail at once: retrying them only delays the alert. This uses Airflow 3.3's
+Retries: only failures that may pass by themselves are retried: soilclay's
+``TransientExternalError``, which the library's boundaries raise for lost database connections,
+lost races, network timeouts and quota errors (``soilclay.db.tx``, the store, TF Serving and Earth
+Engine clients translate their drivers' errors once), with exponential back-off. Wrong input or
+configuration (``BadInputError``), a refusal for good (``FinalExternalError``) and any unexpected
+error (a bug, invalid settings) fail at once: retrying them only delays the alert. This uses Airflow 3.3's
 ``ExceptionRetryPolicy`` (``retry_policy`` in ``default_args``), evaluated in the worker.
 """
 
@@ -50,18 +51,12 @@ OWNER = "soilclay"
 RETRY_POLICY = ExceptionRetryPolicy(
     rules=[
         RetryRule(
-            exception=[
-                "soilclay.errors.TransientExternalError",
-                "sqlalchemy.exc.OperationalError",
-                "sqlalchemy.exc.InterfaceError",
-                "builtins.ConnectionError",
-                "builtins.TimeoutError",
-            ],
+            exception=["soilclay.errors.TransientExternalError"],
             action=RetryAction.RETRY,
             reason="transient failure: retry with back-off",
         ),
         RetryRule(
-            exception=["soilclay.errors.SoilclayError", "pydantic.ValidationError"],
+            exception=["soilclay.errors.SoilclayError"],
             action=RetryAction.FAIL,
             reason="bad input, configuration or a final refusal: retrying will not help",
         ),
@@ -174,24 +169,19 @@ def record_failure(stage: str):
     keeps it (same run id; only a 'running' row is overwritten)."""
 
     def callback(context: Any) -> None:
-        import json
         import logging
 
-        from sqlalchemy import text
+        from soilclay.db.runs import record_failed_try
+        from soilclay.db.tx import transaction
 
         exc = context.get("exception")
         reason = f"{type(exc).__name__}: {exc}" if exc is not None else "task failed (no exception in the context)"
         ti = context["ti"]
         try:
-            with soilclay_runtime() as (_, engine), engine.begin() as conn:
-                conn.execute(text(
-                    "INSERT INTO soilclay.pipeline_runs (run_id, stage, status, error, params, dag_id, dag_run_id, "
-                    "finished_at) VALUES (:r, :s, 'failed', :e, CAST(:p AS jsonb), :d, :dr, now()) "
-                    "ON CONFLICT (run_id) DO UPDATE SET status = 'failed', error = EXCLUDED.error, "
-                    "finished_at = now() WHERE soilclay.pipeline_runs.status = 'running'"),
-                    {"r": task_run_id(stage, context), "s": stage, "e": reason[:4000],
-                     "p": json.dumps({"task_id": ti.task_id, "map_index": ti.map_index}),
-                     "d": ti.dag_id, "dr": ti.run_id})
+            with soilclay_runtime() as (_, engine), transaction(engine, "recording a failed task try") as conn:
+                record_failed_try(conn, run_id=task_run_id(stage, context), stage=stage, reason=reason,
+                                  params={"task_id": ti.task_id, "map_index": ti.map_index}, dag_id=ti.dag_id,
+                                  dag_run_id=ti.run_id)
         except Exception:  # a callback must not hide the task's own failure
             logging.getLogger(__name__).exception("could not record the failure of %s in pipeline_runs", ti.task_id)
 

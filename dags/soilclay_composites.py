@@ -49,13 +49,12 @@ def _recipe(aoi: Any, params: dict[str, Any]) -> Any:
 
 
 def _plans(engine: Any, aoi_name: str, sensors: list[str], params: dict[str, Any], refresh: Any = None) -> list:
+    from soilclay.composites.backend import CompositeRequest
     from soilclay.composites.build import plan_composites
-    from soilclay.db.aois import get_aoi
+    from soilclay.db.aois import load_aoi
 
-    with engine.connect() as conn:
-        aoi = get_aoi(conn, aoi_name)
-    return plan_composites(engine, aoi_name=aoi_name, recipe=_recipe(aoi, params), sensors=tuple(sensors),
-                           backend=params["backend"], refresh=refresh)
+    request = CompositeRequest(aoi_name, _recipe(load_aoi(engine, aoi_name), params), tuple(sensors), refresh)
+    return plan_composites(engine, request, backend=params["backend"])
 
 
 def _register_one(engine: Any, item: dict[str, Any], uri: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -80,17 +79,16 @@ def _register_one(engine: Any, item: dict[str, Any], uri: str, params: dict[str,
 
 
 def _created_by_this_run() -> list[dict[str, Any]]:
-    from sqlalchemy import text
+    from soilclay.db import composites as composite_rows
+    from soilclay.db.tx import reading
 
     dag_run = get_current_context().get("dag_run")
     if dag_run is None:
         return []
-    with soilclay_runtime() as (_, engine), engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT a.name AS aoi, c.sensor, c.version, c.uri, c.scene_count AS scenes FROM soilclay.composites c "
-            "JOIN soilclay.aois a USING (aoi_id) WHERE c.run_id LIKE :p ORDER BY c.composite_id"),
-            {"p": f"composite:{dag_run.dag_id}:{dag_run.run_id}:%"}).mappings().all()
-    return [{**r, "status": "created"} for r in rows]
+    with soilclay_runtime() as (_, engine), reading(engine, "listing this run's composites") as conn:
+        rows = composite_rows.created_in_dag_run(conn, dag_run.dag_id, dag_run.run_id)
+    return [{"aoi": r.aoi, "sensor": r.sensor, "version": r.version, "uri": r.uri, "scenes": r.scene_count,
+             "status": "created"} for r in rows]
 
 
 def _export_kwargs(item: dict[str, Any]) -> dict[str, Any]:
@@ -99,12 +97,12 @@ def _export_kwargs(item: dict[str, Any]) -> dict[str, Any]:
 
 def _gcs_target(store_url: str) -> tuple[str, str]:
     from soilclay.errors import BadInputError
+    from soilclay.io.store import split_gs_url
 
     if not store_url.startswith("gs://"):
         raise BadInputError("backend=earthengine exports to Cloud Storage: SOILCLAY_STORE_URL must be "
                             f"gs://bucket/prefix, found {store_url!r}")
-    bucket, _, prefix = store_url.removeprefix("gs://").partition("/")
-    return bucket, prefix.strip("/")
+    return split_gs_url(store_url)
 
 
 @dag(
@@ -148,8 +146,9 @@ def soilclay_composites() -> None:
         if params["dry_run"]:
             print(f"dry run: would build the {sensor} composite of {aoi} ({params['years']} years, local)")
             return {"aoi": aoi, "sensor": sensor, "status": "dry-run", "version": None}
+        from soilclay.composites.backend import CompositeRequest, LocalComposites
         from soilclay.composites.build import build_composites
-        from soilclay.db.aois import get_aoi
+        from soilclay.db.aois import load_aoi
         from soilclay.io.store import open_store
 
         with soilclay_runtime() as (settings, engine):
@@ -157,11 +156,9 @@ def soilclay_composites() -> None:
             with task_run(engine, "composite", params={"aoi": aoi, "backend": "local", "sensors": [sensor],
                                                        **{k: params[k] for k in ("years", "ndvi_max", "nbr2_max")}}
                           ) as run:
-                with engine.connect() as conn:
-                    recipe = _recipe(get_aoi(conn, aoi), params)
-                (outcome,) = build_composites(engine, aoi_name=aoi, store=open_store(settings.store_url),
-                                              recipe=recipe, sensors=(sensor,), backend="local", run_id=run.run_id,
-                                              workdir=settings.work_dir)
+                request = CompositeRequest(aoi, _recipe(load_aoi(engine, aoi), params), (sensor,), run_id=run.run_id)
+                (outcome,) = build_composites(engine, request, store=open_store(settings.store_url),
+                                              backend=LocalComposites(settings.work_dir))
                 run.summary = {sensor: {"status": outcome.status, "version": outcome.version,
                                         "scenes": outcome.scene_count, "skipped": len(outcome.skipped)}}
         print(outcome.render())

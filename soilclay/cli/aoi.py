@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlalchemy import text
 
 from soilclay.settings import Settings
 
@@ -22,9 +21,10 @@ def aoi() -> None:
 @click.pass_obj
 def add(settings: Settings, file: Path, name: str | None, grid_crs: str | None) -> None:
     """Register (or update) an AOI from a GeoJSON/GeoPackage/Shapefile polygon."""
-    from soilclay.db.aois import read_aoi_file, register_aoi
+    from soilclay.db.aois import register_aoi
     from soilclay.db.engine import make_engine
     from soilclay.errors import BadInputError
+    from soilclay.io.vector import read_aoi_file
 
     geometry, props = read_aoi_file(file)
     name = name or props.get("name")
@@ -41,16 +41,9 @@ def add(settings: Settings, file: Path, name: str | None, grid_crs: str | None) 
 @click.pass_obj
 def list_aois(settings: Settings) -> None:
     """List registered AOIs with their area and scene counts."""
-    from soilclay.db.engine import make_engine
+    from soilclay.cli._db import echo_rows, read_only
+    from soilclay.db import aois
 
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT a.name, a.grid_crs, round((ST_Area(a.geom::geography) / 1e6)::numeric, 1) AS km2, "
-            "count(s.scene_id) AS scenes FROM soilclay.aois a LEFT JOIN soilclay.scenes s USING (aoi_id) "
-            "GROUP BY a.aoi_id ORDER BY a.name")).all()
-    engine.dispose()
-    for r in rows:
-        click.echo(f"{r.name:<20} {r.grid_crs:<12} {r.km2:>8} km2  {r.scenes:>6} scenes")
-    if not rows:
-        click.echo("no AOIs registered (soilclay aoi add FILE)")
+    echo_rows(read_only(settings, aois.summaries, "listing AOIs"),
+              lambda r: f"{r.name:<20} {r.grid_crs:<12} {r.area_km2:>8} km2  {r.scenes:>6} scenes",
+              empty="no AOIs registered (soilclay aoi add FILE)")

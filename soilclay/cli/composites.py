@@ -7,7 +7,6 @@ from datetime import date
 from pathlib import Path
 
 import click
-from sqlalchemy import text
 
 from soilclay.settings import Settings
 
@@ -30,16 +29,16 @@ def composites() -> None:
 def build(settings: Settings, aoi_name: str, backend: str, sensor: str, recipe_file: Path | None,
           years: int | None, refresh) -> None:
     """Build new composite versions when the window holds scenes not yet composited."""
-    from soilclay.composites.build import SENSORS, build_composites
+    from soilclay.composites.backend import SENSORS, CompositeRequest, LocalComposites
+    from soilclay.composites.build import build_composites
     from soilclay.composites.recipe import Recipe
-    from soilclay.db.aois import get_aoi
+    from soilclay.db.aois import load_aoi
     from soilclay.db.engine import make_engine
     from soilclay.db.runs import recorded_run
     from soilclay.io.store import open_store
 
     engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        aoi = get_aoi(conn, aoi_name)
+    aoi = load_aoi(engine, aoi_name)
     data: dict = {"aoi": aoi.name, "grid": {"crs": aoi.grid_crs}, "window": {"years": years or 3}}
     if recipe_file is not None:
         data.update(json.loads(recipe_file.read_text()))
@@ -47,20 +46,20 @@ def build(settings: Settings, aoi_name: str, backend: str, sensor: str, recipe_f
             data["window"] = {"years": years}
     recipe = Recipe.parse(data)
     store = open_store(settings.store_url)
-    remote = None
+    settings.work_dir.mkdir(parents=True, exist_ok=True)
     if backend == "earthengine":
         from soilclay.composites.earthengine import EarthEngineBackend
 
-        remote = EarthEngineBackend.from_settings(settings)
+        chosen = EarthEngineBackend.from_settings(settings)
+    else:
+        chosen = LocalComposites(settings.work_dir, progress=True)
     sensors = SENSORS if sensor == "all" else (sensor,)
     refresh_date: date | None = refresh.date() if refresh else None
     with recorded_run(engine, "composite", aoi_id=aoi.aoi_id,
                       params={"aoi": aoi_name, "backend": backend, "sensors": sensors,
                               "recipe": recipe.model_dump(mode="json")}) as run:
-        settings.work_dir.mkdir(parents=True, exist_ok=True)
-        outcomes = build_composites(engine, aoi_name=aoi_name, store=store, recipe=recipe, sensors=sensors,
-                                    backend=backend, refresh=refresh_date, run_id=run.run_id, remote=remote,
-                                    workdir=settings.work_dir, progress=True)
+        request = CompositeRequest(aoi.name, recipe, sensors, refresh_date, run.run_id)
+        outcomes = build_composites(engine, request, store=store, backend=chosen)
         run.summary = {o.sensor: {"status": o.status, "version": o.version, "scenes": o.scene_count,
                                   "skipped": len(o.skipped)} for o in outcomes}
     engine.dispose()
@@ -74,17 +73,10 @@ def build(settings: Settings, aoi_name: str, backend: str, sensor: str, recipe_f
 @click.pass_obj
 def list_composites(settings: Settings, aoi_name: str) -> None:
     """List composite versions of an AOI, newest first."""
-    from soilclay.db.engine import make_engine
+    from soilclay.cli._db import echo_rows, read_only
+    from soilclay.db import composites as composite_rows
 
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT c.sensor, c.version, c.period_start, c.period_end, c.scene_count, c.skipped_count, c.uri, "
-            "c.created_at FROM soilclay.composites c JOIN soilclay.aois a USING (aoi_id) WHERE a.name = :n "
-            "ORDER BY c.sensor, c.version DESC"), {"n": aoi_name}).all()
-    engine.dispose()
-    for r in rows:
-        click.echo(f"{r.sensor:<11} v{r.version:<3} {r.period_start}..{r.period_end} {r.scene_count:>4} scenes "
-                   f"({r.skipped_count} skipped)  {r.uri}")
-    if not rows:
-        click.echo(f"no composites for {aoi_name}")
+    echo_rows(read_only(settings, composite_rows.list_for_aoi, f"listing the composites of {aoi_name}", aoi_name),
+              lambda r: f"{r.sensor:<11} v{r.version:<3} {r.period[0]}..{r.period[1]} {r.scene_count:>4} scenes "
+                        f"({r.skipped_count} skipped)  {r.uri}",
+              empty=f"no composites for {aoi_name}")

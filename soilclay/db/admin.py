@@ -19,15 +19,8 @@ def ensure_database(database_url: str) -> list[str]:
     if not name:
         raise SoilclayError(f"database URL names no database: {url.render_as_string(hide_password=True)}")
     done: list[str] = []
-    maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with maintenance.connect() as conn:
-            exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar()
-            if not exists:
-                conn.execute(text(f'CREATE DATABASE "{name}"'))
-                done.append(f"created database {name}")
-    finally:
-        maintenance.dispose()
+    if create_database(url.render_as_string(hide_password=False)):
+        done.append(f"created database {name}")
     engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         with engine.connect() as conn:
@@ -45,3 +38,17 @@ def ensure_database(database_url: str) -> list[str]:
     finally:
         engine.dispose()
     return done
+
+
+def create_database(database_url: str) -> bool:
+    """Create the (plain) database of ``database_url`` when missing; True when it was created."""
+    url = make_url(database_url)
+    maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        with maintenance.connect() as conn:
+            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).scalar():
+                return False
+            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+            return True
+    finally:
+        maintenance.dispose()

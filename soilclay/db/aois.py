@@ -1,13 +1,13 @@
-"""Areas of interest: register from a GeoJSON/vector file, look up by name."""
+"""Repository of ``soilclay.aois``: areas of interest, looked up by name."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 from sqlalchemy import Connection, Engine, text
 
+from soilclay.db.tx import reading, transaction
 from soilclay.errors import BadInputError
 
 
@@ -30,28 +30,9 @@ def get_aoi(conn: Connection, name: str) -> Aoi:
     return Aoi(row.aoi_id, row.name, row.g, row.grid_crs)
 
 
-def read_aoi_file(path: Path) -> tuple[dict, dict]:
-    """(geometry in EPSG:4326 as GeoJSON, properties of the first feature) from a vector file."""
-    import geopandas as gpd
-
-    if not path.exists():
-        raise BadInputError(f"AOI file not found: {path}")
-    frame = gpd.read_file(path)
-    if frame.empty:
-        raise BadInputError(f"AOI file {path} has no features")
-    if frame.crs is None:
-        raise BadInputError(f"AOI file {path} declares no CRS")
-    frame = frame.to_crs(4326)
-    geom = frame.geometry.union_all()
-    if geom.geom_type not in ("Polygon", "MultiPolygon"):
-        raise BadInputError(f"AOI in {path} must be areal, found {geom.geom_type}")
-    props = {k: v for k, v in frame.iloc[0].items() if k != "geometry"}
-    return json.loads(json.dumps(geom.__geo_interface__)), props
-
-
 def register_aoi(engine: Engine, name: str, geometry: dict, grid_crs: str, description: str | None = None) -> Aoi:
     """Insert or update the AOI ``name`` (geometry repaired if invalid); returns it."""
-    with engine.begin() as conn:
+    with transaction(engine, f"registering AOI {name}") as conn:
         conn.execute(text(
             "INSERT INTO soilclay.aois (name, geom, grid_crs, description) "
             "VALUES (:n, ST_Multi(ST_MakeValid(ST_SetSRID(ST_GeomFromGeoJSON(:g), 4326))), :c, :d) "
@@ -59,3 +40,26 @@ def register_aoi(engine: Engine, name: str, geometry: dict, grid_crs: str, descr
             "description = EXCLUDED.description"),
             {"n": name, "g": json.dumps(geometry), "c": grid_crs, "d": description})
         return get_aoi(conn, name)
+
+
+def load_aoi(engine: Engine, name: str) -> Aoi:
+    """:func:`get_aoi` in a read of its own."""
+    with reading(engine, f"looking up AOI {name}") as conn:
+        return get_aoi(conn, name)
+
+
+@dataclass(frozen=True)
+class AoiSummary:
+    name: str
+    grid_crs: str
+    area_km2: float
+    scenes: int
+
+
+def summaries(conn: Connection) -> list[AoiSummary]:
+    """Every AOI with its area and the number of scenes recorded, by name."""
+    rows = conn.execute(text(
+        "SELECT a.name, a.grid_crs, round((ST_Area(a.geom::geography) / 1e6)::numeric, 1)::float8 AS km2, "
+        "count(s.scene_id) AS scenes FROM soilclay.aois a LEFT JOIN soilclay.scenes s USING (aoi_id) "
+        "GROUP BY a.aoi_id ORDER BY a.name")).all()
+    return [AoiSummary(r.name, r.grid_crs, r.km2, r.scenes) for r in rows]

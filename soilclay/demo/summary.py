@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from soilclay.db import reports
 from soilclay.db.aois import get_aoi
+from soilclay.db.tx import reading
 
-SQL_EXAMPLE = ("SELECT parcel_id, round(clay::numeric, 1) AS clay, round(clay_lower::numeric, 1) AS lower,\n"
-               "       round(clay_upper::numeric, 1) AS upper, model_version, s2_composite_version, flags\n"
-               "FROM soilclay.parcel_clay_latest WHERE clay > 30 ORDER BY clay DESC LIMIT 10;")
+SQL_EXAMPLE = reports.EXAMPLE_QUERY
 
 
 @dataclass(frozen=True)
@@ -59,23 +59,13 @@ def parcel_skill(estimates: pd.DataFrame, truth: pd.DataFrame) -> ParcelSkill | 
 
 
 def collect(engine: Engine, aoi_name: str, world: Path | None = None) -> DemoSummary:
-    with engine.connect() as conn:
+    with reading(engine, f"summarising AOI {aoi_name}") as conn:
         aoi = get_aoi(conn, aoi_name)
-        scenes = dict(conn.execute(text(
-            "SELECT collection, count(*) FROM soilclay.scenes WHERE aoi_id = :a GROUP BY collection ORDER BY 1"),
-            {"a": aoi.aoi_id}).all())
-        composites = [dict(r._mapping) for r in conn.execute(text(
-            "SELECT sensor, version, scene_count, period_start, period_end, backend, created_at "
-            "FROM soilclay.composites WHERE aoi_id = :a ORDER BY sensor DESC, version"), {"a": aoi.aoi_id})]
-        models = [dict(r._mapping) for r in conn.execute(text(
-            "SELECT version, status, metrics->'models' AS models, metrics->>'protocol' AS protocol, decision_reason "
-            "FROM soilclay.model_versions ORDER BY version"))]
-        estimates = pd.read_sql(text(
-            "SELECT l.parcel_id, l.clay, l.clay_lower, l.clay_upper, l.flags, l.model_version "
-            "FROM soilclay.parcel_clay_latest l JOIN soilclay.aois a ON ST_Intersects(l.geom, a.geom) "
-            "WHERE a.aoi_id = :a"), conn, params={"a": aoi.aoi_id})
-        runs = dict(conn.execute(text(
-            "SELECT status, count(*) FROM soilclay.pipeline_runs GROUP BY status ORDER BY 1")).all())
+        scenes = reports.scene_counts(conn, aoi.aoi_id)
+        composites = reports.composite_versions(conn, aoi.aoi_id)
+        models = reports.model_versions(conn)
+        estimates = reports.latest_estimates(conn, aoi.aoi_id)
+        runs = reports.run_counts(conn)
     champion = next((m["version"] for m in models if m["status"] == "champion"), None)
     has_row = estimates["model_version"].notna()
     summary = DemoSummary(aoi.name, scenes, composites, models, champion, len(estimates), int(has_row.sum()),

@@ -27,7 +27,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from soilclay.errors import SoilclayError
@@ -74,16 +73,10 @@ def write_passwords(spec: StackSpec) -> None:
 
 def ensure_metadata_database(metadata_url: str) -> bool:
     """Create the (plain) metadata database when missing; True when it was created."""
-    url = make_url(metadata_url).set(drivername="postgresql+psycopg")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).scalar():
-                return False
-            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
-            return True
-    finally:
-        admin.dispose()
+    from soilclay.db.admin import create_database
+
+    return create_database(make_url(metadata_url).set(drivername="postgresql+psycopg").render_as_string(
+        hide_password=False))
 
 
 def run_airflow(spec: StackSpec, *args: str, timeout: float = 600) -> str:

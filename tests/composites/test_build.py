@@ -9,9 +9,11 @@ import pytest
 import rasterio
 from sqlalchemy import text
 
+from soilclay.composites.backend import CompositeRequest
 from soilclay.composites.build import build_composites
 from soilclay.composites.recipe import Recipe
-from soilclay.db.aois import read_aoi_file, register_aoi
+from soilclay.db.aois import register_aoi
+from soilclay.io.vector import read_aoi_file
 from soilclay.db.runs import recorded_run
 from soilclay.demo import world
 from soilclay.errors import BadInputError
@@ -50,7 +52,7 @@ def test_refresh_builds_once_then_only_when_scenes_arrive(engine, world_copy, tm
     _register(engine, world_copy, name)
     store = LocalStore(tmp_path / "store")
     with recorded_run(engine, "composite") as run:
-        first = build_composites(engine, aoi_name=name, store=store, recipe=_recipe(name), run_id=run.run_id)
+        first = build_composites(engine, CompositeRequest(name, _recipe(name), run_id=run.run_id), store=store)
     assert [(o.sensor, o.status, o.version) for o in first] == [("sentinel-2", "created", 1),
                                                                ("sentinel-1", "created", 1)]
     s2 = first[0]
@@ -63,13 +65,13 @@ def test_refresh_builds_once_then_only_when_scenes_arrive(engine, world_copy, tm
     assert rows[1].skipped_count == 2 and rows[1].ndvi_max == "0.25" and rows[1].recipe_hash == _recipe(name).hash(
         "sentinel-2")
 
-    again = build_composites(engine, aoi_name=name, store=store, recipe=_recipe(name))
+    again = build_composites(engine, CompositeRequest(name, _recipe(name)), store=store)
     assert [o.status for o in again] == ["up-to-date", "up-to-date"]
     assert len(_rows(engine, name)) == 2
 
     world.add_scenes(world_copy, 3, workers=1)
     sync_scenes(engine, name, LocalStacSource(world_copy / "scenes"))
-    later = build_composites(engine, aoi_name=name, store=store, recipe=_recipe(name))
+    later = build_composites(engine, CompositeRequest(name, _recipe(name)), store=store)
     assert [(o.status, o.version) for o in later] == [("created", 2), ("created", 2)]
     rows = _rows(engine, name)
     assert len(rows) == 4 and len({r.uri for r in rows}) == 4  # old versions stay, each with its own COG
@@ -82,9 +84,9 @@ def test_a_changed_recipe_is_a_new_version(engine, world_copy, tmp_path):
     name = "recipe-test"
     _register(engine, world_copy, name)
     store = LocalStore(tmp_path / "store")
-    build_composites(engine, aoi_name=name, store=store, recipe=_recipe(name), sensors=("sentinel-1",))
+    build_composites(engine, CompositeRequest(name, _recipe(name), sensors=("sentinel-1",)), store=store)
     changed = Recipe.parse({**_recipe(name).model_dump(mode="json"), "s1": {"orbit_pass": "ascending"}})
-    out = build_composites(engine, aoi_name=name, store=store, recipe=changed, sensors=("sentinel-1",))
+    out = build_composites(engine, CompositeRequest(name, changed, sensors=("sentinel-1",)), store=store)
     assert (out[0].status, out[0].version) == ("created", 2)
     assert out[0].scene_count < 122
 
@@ -101,18 +103,18 @@ def test_failure_while_publishing_leaves_nothing_half_written(engine, world_copy
     store.publish_file = crash  # type: ignore[method-assign]
     with pytest.raises(OSError, match="disk full"):
         with recorded_run(engine, "composite", run_id="crash-run") as run:
-            build_composites(engine, aoi_name=name, store=store, recipe=_recipe(name), sensors=("sentinel-2",),
-                             run_id=run.run_id)
+            build_composites(engine, CompositeRequest(name, _recipe(name), sensors=("sentinel-2",), run_id=run.run_id),
+                             store=store)
     assert _rows(engine, name) == [] and store.list() == []
     with engine.connect() as conn:
         status, error = conn.execute(text(
             "SELECT status, error FROM soilclay.pipeline_runs WHERE run_id = 'crash-run'")).one()
     assert status == "failed" and "disk full" in error
     store.publish_file = original  # type: ignore[method-assign]
-    out = build_composites(engine, aoi_name=name, store=store, recipe=_recipe(name), sensors=("sentinel-2",))
+    out = build_composites(engine, CompositeRequest(name, _recipe(name), sensors=("sentinel-2",)), store=store)
     assert (out[0].status, out[0].version) == ("created", 1)
 
 
 def test_unknown_aoi_and_foreign_recipe_are_refused(engine, tmp_path):
     with pytest.raises(BadInputError, match="unknown AOI 'nowhere'"):
-        build_composites(engine, aoi_name="nowhere", store=LocalStore(tmp_path))
+        build_composites(engine, CompositeRequest("nowhere"), store=LocalStore(tmp_path))

@@ -26,7 +26,8 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from soilclay.db import migrate
-from soilclay.db.aois import read_aoi_file, register_aoi
+from soilclay.db.aois import register_aoi
+from soilclay.io.vector import read_aoi_file
 from soilclay.db.engine import make_engine
 from soilclay.parcels.load import load_parcels
 from soilclay.samples.load import load_samples

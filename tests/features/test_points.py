@@ -19,23 +19,19 @@ from pyproj import Transformer
 from rasterio.transform import Affine, rowcol, xy
 from sqlalchemy import text
 
+from soilclay.composites.backend import CompositeRequest
 from soilclay.composites.build import build_composites
 from soilclay.composites.recipe import S2_BANDS, Recipe
-from soilclay.db.aois import read_aoi_file, register_aoi
+from soilclay.db.aois import register_aoi
 from soilclay.errors import BadInputError
-from soilclay.features import points as fp
-from soilclay.features.points import (
-    S1_FEATURES,
-    S2_FEATURES,
-    ee_feature_image,
-    ee_rows_to_table,
-    ee_sample_points,
-    features_for_aoi,
-    sample_composites,
-    table_columns,
-)
+from soilclay.features import rasters
+from soilclay.features.earthengine import ee_feature_image, ee_rows_to_table, ee_sample_points
+from soilclay.features.points import features_for_aoi
+from soilclay.features.rasters import sample_composites
+from soilclay.features.table import S1_FEATURES, S2_FEATURES, table_columns
 from soilclay.io.cog import write_cog
-from soilclay.io.store import LocalStore
+from soilclay.io.store import LocalStore, local_copy
+from soilclay.io.vector import read_aoi_file
 from soilclay.samples.load import load_samples
 from soilclay.scenes.local import LocalStacSource
 from soilclay.scenes.sync import sync_scenes
@@ -50,7 +46,7 @@ def built(engine, small_world, tmp_path_factory) -> SimpleNamespace:
     register_aoi(engine, AOI, geometry, props["grid_crs"])
     sync_scenes(engine, AOI, LocalStacSource(small_world / "scenes"))
     recipe = Recipe.parse({"aoi": AOI, "window": {"years": 3}, "grid": {"crs": props["grid_crs"]}, "tile_size": 128})
-    s2, s1 = build_composites(engine, aoi_name=AOI, store=LocalStore(tmp_path_factory.mktemp("store")), recipe=recipe)
+    s2, s1 = build_composites(engine, CompositeRequest(AOI, recipe), store=LocalStore(tmp_path_factory.mktemp("store")))
     source = f"features-{uuid.uuid4().hex[:8]}"
     load_samples(engine, small_world / "samples.csv", source=source)
     return SimpleNamespace(s2=s2, s1=s1, source=source, crs=props["grid_crs"])
@@ -195,7 +191,7 @@ def test_a_raster_without_crs_is_refused(tmp_path):
         dst.write(np.zeros((1, 2, 2), np.float32))
         dst.set_band_description(1, "VV")
     with pytest.raises(BadInputError, match="declares no CRS"):
-        fp.read_at_points(str(path), np.array([12.9]), np.array([52.6]), ["VV"])
+        rasters.read_at_points(str(path), np.array([12.9]), np.array([52.6]), ["VV"])
 
 
 class _BucketStore:
@@ -215,10 +211,10 @@ def test_composite_uris_local_file_and_gs(built, tmp_path, engine, monkeypatch):
     (store_root / "composites").mkdir(parents=True)
     shutil.copy(built.s2.uri, store_root / "composites" / "s2.tif")
     store = _BucketStore("gs://soil-bucket/prefix", store_root)
-    fetched = fp.local_path("gs://soil-bucket/prefix/composites/s2.tif", store, tmp_path)  # type: ignore[arg-type]
+    fetched = local_copy.local_path("gs://soil-bucket/prefix/composites/s2.tif", store, tmp_path)  # type: ignore[arg-type]
     assert store.downloads == ["composites/s2.tif"] and Path(fetched).read_bytes() == Path(built.s2.uri).read_bytes()
-    assert fp.local_path(f"file://{built.s2.uri}", None, tmp_path) == built.s2.uri
-    assert fp.local_path(built.s2.uri, None, tmp_path) == built.s2.uri
+    assert local_copy.local_path(f"file://{built.s2.uri}", None, tmp_path) == built.s2.uri
+    assert local_copy.local_path(built.s2.uri, None, tmp_path) == built.s2.uri
     opened: list[str] = []
 
     def open_bucket(url: str) -> _BucketStore:
@@ -226,12 +222,12 @@ def test_composite_uris_local_file_and_gs(built, tmp_path, engine, monkeypatch):
         return _BucketStore(url, store_root)
 
     monkeypatch.setattr("soilclay.io.store.open_store", open_bucket)
-    other = fp.local_path("gs://other-bucket/composites/s2.tif", store, tmp_path / "other")  # type: ignore[arg-type]
+    other = local_copy.local_path("gs://other-bucket/composites/s2.tif", store, tmp_path / "other")  # type: ignore[arg-type]
     assert opened == ["gs://other-bucket"] and Path(other).is_file(), "a URI outside the store: its bucket's store"
     with pytest.raises(BadInputError, match="composite file /nowhere.tif not found"):
-        fp.local_path("/nowhere.tif", None, tmp_path)
+        local_copy.local_path("/nowhere.tif", None, tmp_path)
     with pytest.raises(BadInputError, match="unsupported composite URI 's3://b/x.tif'"):
-        fp.local_path("s3://b/x.tif", None, tmp_path)
+        local_copy.local_path("s3://b/x.tif", None, tmp_path)
 
     # a gs:// composite row is fetched through the store into a temporary file, then sampled
     with engine.begin() as conn:
