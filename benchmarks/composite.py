@@ -64,7 +64,7 @@ def run_baseline(world: Path, window: int) -> dict:
     import rasterio
     from rasterio.windows import Window
 
-    from soilclay.composites.recipe import S2_BANDS
+    from soilclay.contract import S2_BANDS
 
     aoi = _aoi(world, window)
     scenes = _scenes(world, aoi)

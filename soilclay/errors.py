@@ -8,6 +8,18 @@
   Quota and rate limits are transient: they pass with time.
 
 Orchestration retries only the transient kind.
+
+One rule per kind of situation, wherever it happens:
+
+- missing or invalid configuration (no Earth Engine project, a store URL of the wrong kind): bad input;
+- a write that contradicts what is stored (an immutable object or a registered version that exists
+  with other content, a violated key or constraint): bad input, naming both;
+- a lost race (a serialisation failure, a deadlock, a decision made against a state that changed
+  meanwhile): transient, since doing the work again decides anew;
+- an external service that refuses for good (authentication, permission, a malformed request): final.
+
+Each boundary (``soilclay.db.tx`` for the database, the object stores, the TF Serving clients,
+``soilclay.earthengine`` for Earth Engine) translates its driver's errors into these once.
 """
 
 

@@ -52,12 +52,9 @@ def downgrade(settings: Settings, target: str) -> None:
 @click.pass_obj
 def current(settings: Settings) -> None:
     """Show the database's revision and the newest available one."""
-    from soilclay.db.engine import make_engine
+    from soilclay.cli._db import read_only
 
-    engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        rev = migrate.current_revision(conn)
-    engine.dispose()
+    rev = read_only(settings, migrate.current_revision, "reading the schema revision")
     head = migrate.head_revision()
     state = "up to date" if rev == head else "behind: run `soilclay db upgrade`"
     click.echo(f"database: {rev or 'empty'}  newest: {head}  ({state})")

@@ -29,8 +29,10 @@ from tqdm import tqdm
 
 from soilclay.composites import maths
 from soilclay.composites.grid import TargetGrid
-from soilclay.composites.recipe import S1_BANDS, S2_BANDS, S2_COUNT_BANDS, Recipe, S1Recipe, S2Recipe
+from soilclay.composites.recipe import Recipe, S1Recipe, S2Recipe
+from soilclay.contract import S1_COMPOSITE_BANDS, S2_BANDS, S2_COMPOSITE_BANDS
 from soilclay.errors import BadInputError
+from soilclay.io.raster import nodata_to_nan
 from soilclay.scenes.types import SceneRef
 
 log = logging.getLogger(__name__)
@@ -103,9 +105,8 @@ def _read_from(src: rasterio.io.DatasetReader, grid: TargetGrid, window: Window)
     dh, dw = int(round(inter.height * sy)), int(round(inter.width * sx))
     if dh <= 0 or dw <= 0:
         return out
-    data = src.read(1, window=inter, out_shape=(dh, dw), resampling=Resampling.nearest).astype(np.float32)
-    if src.nodata is not None and not np.isnan(src.nodata):
-        data[data == src.nodata] = np.nan
+    data = nodata_to_nan(src.read(1, window=inter, out_shape=(dh, dw), resampling=Resampling.nearest)
+                         .astype(np.float32), src.nodata, copy=False)
     out[r0:r0 + dh, c0:c0 + dw] = data
     return out
 
@@ -215,7 +216,7 @@ class LocalBackend:
         while True:
             usable, bad = self._usable(candidates, keys, grid, any_clear)
             try:
-                path = self._write(name, grid, S2_BANDS + S2_COUNT_BANDS,
+                path = self._write(name, grid, S2_COMPOSITE_BANDS,
                                    lambda i, w, u=usable: _s2_tile(read_window, u, clear_tiles, i, grid, w, params),
                                    recipe.tile_size)
                 break
@@ -241,7 +242,7 @@ class LocalBackend:
         while True:
             usable, bad = self._usable(candidates, ("vv", "vh"), grid)
             try:
-                path = self._write(name, grid, S1_BANDS,
+                path = self._write(name, grid, S1_COMPOSITE_BANDS,
                                    lambda i, w, u=usable: _s1_tile(read_window, u, grid, w, params),
                                    recipe.tile_size)
                 break

@@ -13,9 +13,10 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from soilclay.composites.recipe import S2_BANDS
+from soilclay.contract import S2_BANDS
 from soilclay.errors import BadInputError
 from soilclay.features.table import S1_FEATURES, S2_FEATURES, STATUS_NODATA, STATUS_OK, STATUS_OUTSIDE
+from soilclay.io.raster import nodata_to_nan
 
 
 def band_indexes(descriptions: Sequence[str | None], names: Sequence[str], path: str) -> list[int]:
@@ -52,9 +53,7 @@ def read_at_points(path: str, lon: np.ndarray, lat: np.ndarray, bands: Sequence[
             pixel = src.read(indexes, window=Window(int(col[i]), int(row[i]), 1, 1), out_dtype="float64")
             values[i] = pixel[:, 0, 0]
         for j, index in enumerate(indexes):
-            nodata = src.nodatavals[index - 1]
-            if nodata is not None and not np.isnan(nodata):
-                values[values[:, j] == nodata, j] = np.nan
+            values[:, j] = nodata_to_nan(values[:, j], src.nodatavals[index - 1])
     return values, inside
 
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import pandas as pd
 
-from soilclay.composites.recipe import S1_BANDS, S2_BANDS
+from soilclay.contract import S1_BANDS, S2_BANDS
 
 ID_COLUMNS = ("sample_id", "point_id", "lon", "lat", "clay")
 #: Features from the Sentinel-2 composite: the spectrum, then how many bare observations made it.
 S2_FEATURES = (*S2_BANDS, "bare_count")
 #: Features from the Sentinel-1 composite (its ``count`` band is not a feature).
-S1_FEATURES = tuple(b for b in S1_BANDS if b != "count")
+S1_FEATURES = S1_BANDS
 #: Per-point outcome of :func:`sample_composites`.
 STATUS_OK, STATUS_NODATA, STATUS_OUTSIDE = "ok", "nodata", "outside"
 

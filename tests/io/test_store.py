@@ -141,7 +141,7 @@ def test_republishing_same_content_is_a_no_op_and_different_content_is_refused(s
     store.publish_file(path, KEY)
     assert store.publish_file(path, KEY) == store.uri(KEY)  # e.g. a retried task
     other = _write(tmp_path / "other.tif", b"changed")
-    with pytest.raises(FinalExternalError, match=re.escape(store.uri(KEY))):
+    with pytest.raises(BadInputError, match=re.escape(store.uri(KEY))):
         store.publish_file(other, KEY)
     assert store.read_bytes(KEY) == data
     store.publish_file(other, KEY, overwrite=True)
@@ -153,7 +153,7 @@ def test_write_bytes_round_trip_and_no_clobber(store):
     key = "reports/run-1/summary.json"
     assert store.write_bytes(key, b'{"n": 1}') == store.uri(key)
     store.write_bytes(key, b'{"n": 1}')
-    with pytest.raises(FinalExternalError, match="overwrite=True"):
+    with pytest.raises(BadInputError, match="overwrite=True"):
         store.write_bytes(key, b'{"n": 2}')
     store.write_bytes(key, b'{"n": 2}', overwrite=True)
     assert store.read_bytes(key) == b'{"n": 2}'
@@ -172,7 +172,7 @@ def test_publish_dir_is_complete_and_idempotent(store, saved_model, tmp_path):
 
     (saved_model / "variables" / "variables.index").unlink()
     _write(saved_model / "assets" / "vocab.txt", b"clay")
-    with pytest.raises(FinalExternalError, match=re.escape(store.uri(prefix))):
+    with pytest.raises(BadInputError, match=re.escape(store.uri(prefix))):
         store.publish_dir(saved_model, prefix)
     store.publish_dir(saved_model, prefix, overwrite=True)
     assert store.is_complete(prefix)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import google_crc32c
 
-from soilclay.errors import BadInputError, FinalExternalError
+from soilclay.errors import BadInputError
 
 if TYPE_CHECKING:
     pass
@@ -131,11 +131,23 @@ def _parse_manifest(data: bytes) -> dict[str, Any] | None:
     return None
 
 
-def _conflict(uri: str) -> FinalExternalError:
-    return FinalExternalError(
+def _conflict(uri: str) -> BadInputError:
+    """A write that contradicts what is stored is bad input (see :mod:`soilclay.errors`), never final."""
+    return BadInputError(
         f"{uri} already exists with different content; published objects are immutable, "
         "pass overwrite=True to replace it or publish under a new key"
     )
+
+
+def split_gs_url(url: str) -> tuple[str, str]:
+    """``gs://bucket/some/prefix/`` -> ``("bucket", "some/prefix")``: the bucket and the object prefix without
+    leading or trailing '/' (``""`` at the bucket root). Anything else raises :class:`BadInputError`."""
+    if not isinstance(url, str) or not url.startswith("gs://"):
+        raise BadInputError(f"expected a gs://bucket[/prefix] URL, found {_redact(str(url))!r}")
+    bucket, _, prefix = url.removeprefix("gs://").partition("/")
+    if not _BUCKET_RE.match(bucket):
+        raise BadInputError(f"invalid GCS bucket name {bucket!r} in {_redact(url)!r}: expected 3-222 of [a-z0-9._-]")
+    return bucket, prefix.strip("/")
 
 
 def _redact(url: str) -> str:
