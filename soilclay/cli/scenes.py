@@ -12,7 +12,7 @@ def scene_source(settings: Settings, source: str, archive: str | None):
         from soilclay.scenes.local import LocalStacSource
 
         return LocalStacSource(archive or settings.scene_archive)
-    from soilclay.composites.earthengine import initialize
+    from soilclay.earthengine.session import initialize
     from soilclay.scenes.earthengine import EarthEngineSceneSource
 
     initialize(settings.ee_project, settings.ee_service_account or None, settings.ee_key_file or None)

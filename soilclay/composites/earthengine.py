@@ -1,20 +1,11 @@
 """Earth Engine backend of the composites: the same :class:`Recipe` as the local backend, computed
 server-side and exported as one cloud-optimised GeoTIFF per AOI and sensor to Cloud Storage.
 
-This is the only module (with :mod:`soilclay.scenes.earthengine`) that imports ``ee``; nothing
-else in the package imports it at top level, so the rest runs without the Earth Engine client.
-
-Resampling: the 20 m Sentinel-2 bands (B05 B06 B07 B8A B11 B12) and SCL are brought to the 10 m
-export grid by nearest neighbour, which is Earth Engine's default resampling when the export
-reprojects its inputs; nothing here asks for another one, so no pixel values are interpolated.
-
-The export grid is fixed by ``crs`` and ``crsTransform`` = ``[res, 0, 0, 0, -res, 0]`` (pixel
-edges on multiples of the resolution in the grid CRS) rather than ``scale`` alone, so every
-export of a grid lands on the same pixel lattice whatever the AOI's bounds.
-
-The state of a running export is decided by one pure function, :func:`export_outcome`, from the
-Cloud API operation dict; the blocking :func:`wait_for_export` (and later an Airflow trigger)
-use it, so both agree on what "done" means.
+This module holds the composite expressions (:func:`s2_composite`, :func:`s1_composite`) and
+:class:`EarthEngineBackend`; the session, geometry, naming, export requests, error translation and
+operation polling come from :mod:`soilclay.earthengine`. The export grid is fixed by the recipe's
+CRS and resolution (see :mod:`soilclay.earthengine.geometry`), so every export of a grid lands on
+the same pixel lattice whatever the AOI's bounds.
 """
 
 from __future__ import annotations
@@ -31,72 +22,31 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import shape
 
-from soilclay.composites.ee_operations import (  # noqa: F401  (re-exported)
-    DEFAULT_WAIT_TIMEOUT_S,
-    ExportOutcome,
-    classify_ee_error,
-    export_outcome,
-    wait_for_export,
+from soilclay.composites.backend import CompositePlan, Computed
+from soilclay.composites.recipe import Grid, Recipe
+from soilclay.contract import S1_COMPOSITE_BANDS, S2_BANDS, S2_COMPOSITE_BANDS
+from soilclay.earthengine.assets import (
+    EE_S2_BANDS,
+    S1_ASSET,
+    S2_ASSET,
+    S2_CLOUD_PROBABILITY_ASSET,
+    cog_uri,
+    export_description,
+    object_name,
 )
-from soilclay.composites.recipe import S1_BANDS, S2_BANDS, S2_COUNT_BANDS, Grid, Recipe
-from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
+from soilclay.earthengine.exports import DEFAULT_FILE_DIMENSIONS, export_to_gcs, find_active_export, start_export
+from soilclay.earthengine.filters import s1_iw_dual_pol_filter
+from soilclay.earthengine.geometry import geometry_from_geojson
+from soilclay.earthengine.operations import wait_for_export
+from soilclay.earthengine.session import initialize
+from soilclay.errors import BadInputError
+from soilclay.io.store import split_gs_url
 
 if TYPE_CHECKING:
     from soilclay.db.aois import Aoi
     from soilclay.settings import Settings
 
 log = logging.getLogger(__name__)
-
-S2_ASSET = "COPERNICUS/S2_SR_HARMONIZED"
-S2_CLOUD_PROBABILITY_ASSET = "COPERNICUS/S2_CLOUD_PROBABILITY"
-S1_ASSET = "COPERNICUS/S1_GRD"
-#: Earth Engine's Sentinel-2 band names, in the order of our :data:`S2_BANDS`.
-EE_S2_BANDS = ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12")
-# S2_SR_HARMONIZED holds L2A digital numbers (reflectance x 10000, the 05.00 offset already
-# removed), the unit of the local backend's spectra too: the composite keeps DN, as float32.
-
-#: Written into the GeoTIFF for masked pixels (JSON cannot carry NaN in the export request).
-NODATA = -9999.0
-#: Export tiles are computed in 256-pixel shards; file dimensions must be a multiple of it.
-SHARD_SIZE = 256
-#: One file per export up to 8192 x 8192 pixels (81.92 km at 10 m): 13 float32 bands then stay
-#: below 4 GiB (8192^2 * 13 * 4 B = 3.25 GiB), the classic-TIFF limit. Larger AOIs would be split
-#: into several files, which :class:`EarthEngineBackend` refuses (it promises one URI).
-DEFAULT_FILE_DIMENSIONS = 8192
-
-
-# --------------------------------------------------------------------------- session
-
-
-def initialize(project: str, service_account: str | None = None, key_file: str | None = None) -> None:
-    """Initialise the Earth Engine client for ``project`` (always explicit, never guessed from
-    the credentials). With ``service_account`` and ``key_file`` use that key; otherwise the
-    default credentials (stored ``earthengine authenticate`` ones, else Application Default)."""
-    if not project or not project.strip():
-        raise FinalExternalError("Earth Engine needs an explicit Google Cloud project id; found an empty one")
-    if bool(service_account) != bool(key_file):
-        raise FinalExternalError("Earth Engine service-account login needs both service_account and key_file; "
-                                 f"found service_account={service_account!r}, key_file={key_file!r}")
-    try:
-        credentials = (ee.ServiceAccountCredentials(service_account, key_file) if service_account
-                       else "persistent")
-        ee.Initialize(credentials, project=project.strip())
-    except ee.EEException as exc:
-        raise classify_ee_error(str(exc))(f"Earth Engine initialisation for project {project!r} failed: {exc}") from exc
-    except (OSError, ValueError) as exc:  # unreadable or malformed key file
-        raise FinalExternalError(f"cannot read Earth Engine service-account key {key_file!r}: {exc}") from exc
-
-
-def geometry_from_geojson(geojson: Mapping) -> ee.Geometry:
-    """An ``ee.Geometry`` from a GeoJSON geometry in EPSG:4326, with planar edges in lon/lat as
-    GeoJSON (RFC 7946) and shapely mean, not geodesic ones."""
-    if not isinstance(geojson, Mapping) or "type" not in geojson or "coordinates" not in geojson:
-        raise BadInputError(f"expected a GeoJSON geometry with 'type' and 'coordinates', found {geojson!r:.200}")
-    has_edges = geojson["type"] not in ("Point", "MultiPoint")  # points take no geodesic flag
-    try:
-        return ee.Geometry(dict(geojson), "EPSG:4326", False if has_edges else None)
-    except ee.EEException as exc:
-        raise BadInputError(f"not a usable GeoJSON geometry ({exc}): {geojson!r:.200}") from exc
 
 
 def _date_range(start: date, end: date) -> tuple[str, str]:
@@ -172,20 +122,10 @@ def s2_composite(recipe: Recipe, region: ee.Geometry, start: date, end: date) ->
     spectrum = (masked.select(list(S2_BANDS)).reduce(_reducer(params.statistic)).rename(list(S2_BANDS))
                 .updateMask(bare_count.gte(params.min_bare_count)))
     image = ee.Image.cat(spectrum, bare_count, valid_count, bare_frequency).toFloat()
-    return image.select(list(S2_BANDS + S2_COUNT_BANDS))
+    return image.select(list(S2_COMPOSITE_BANDS))
 
 
 # --------------------------------------------------------------------------- Sentinel-1
-
-
-def s1_iw_dual_pol_filter() -> ee.Filter:
-    """S1_GRD scenes the composite uses: IW mode, VV+VH, 10 m GRD."""
-    return ee.Filter.And(
-        ee.Filter.eq("instrumentMode", "IW"),
-        ee.Filter.listContains("transmitterReceiverPolarisation", "VV"),
-        ee.Filter.listContains("transmitterReceiverPolarisation", "VH"),
-        ee.Filter.eq("resolution_meters", 10),
-    )
 
 
 def _boxcar_db(image: ee.Image, size: int) -> ee.Image:
@@ -222,58 +162,7 @@ def s1_composite(recipe: Recipe, region: ee.Geometry, start: date, end: date) ->
     vv, vh = median.select("VV"), median.select("VH")
     count = scenes.select("VV").count().unmask(0).rename("count")
     image = ee.Image.cat(vv, vh, vv.subtract(vh).rename("VV_VH"), count).toFloat()
-    return image.select(list(S1_BANDS))
-
-
-# --------------------------------------------------------------------------- export
-
-
-def export_to_gcs(image: ee.Image, *, bucket: str, prefix: str, description: str, region: ee.Geometry, grid: Grid,
-                  max_pixels: int = 10**13, file_dimensions: int | None = DEFAULT_FILE_DIMENSIONS) -> ee.batch.Task:
-    """An unstarted export of ``image`` on ``grid`` over ``region`` to ``gs://bucket/prefix.tif``
-    as a cloud-optimised GeoTIFF (masked pixels = :data:`NODATA`). ``file_dimensions`` (a multiple
-    of 256, or None for Earth Engine's own) is the largest file side before the export is split."""
-    if not bucket or not prefix:
-        raise BadInputError(f"an export needs a bucket and an object prefix, found {bucket!r} and {prefix!r}")
-    if file_dimensions is not None and (file_dimensions <= 0 or file_dimensions % SHARD_SIZE):
-        raise BadInputError(f"file_dimensions must be a positive multiple of {SHARD_SIZE}, found {file_dimensions}")
-    res = float(grid.resolution)
-    return ee.batch.Export.image.toCloudStorage(
-        image=image, description=description, bucket=bucket, fileNamePrefix=prefix, region=region,
-        crs=grid.crs, crsTransform=[res, 0, 0, 0, -res, 0], maxPixels=max_pixels,
-        fileDimensions=file_dimensions, fileFormat="GeoTIFF",
-        formatOptions={"cloudOptimized": True, "noData": NODATA})
-
-
-def find_active_export(description: str) -> str | None:
-    """The operation name of a pending or running export named ``description``, else None. Export
-    names carry the recipe and input hashes, so such an export computes exactly this composite."""
-    try:
-        operations = ee.data.listOperations() or []
-    except ee.EEException as exc:
-        raise classify_ee_error(str(exc))(f"cannot list Earth Engine operations: {exc}") from exc
-    for op in operations:
-        metadata = op.get("metadata") or {}
-        if metadata.get("description") == description and str(metadata.get("state", "")).upper() in (
-                "PENDING", "RUNNING"):
-            return op.get("name")
-    return None
-
-
-def start_export(task: ee.batch.Task) -> str:
-    """Start ``task`` and return its operation name (``projects/<p>/operations/<id>``)."""
-    try:
-        task.start()
-    except ee.EEException as exc:
-        raise classify_ee_error(str(exc))(f"Earth Engine refused to start export {_description(task)!r}: {exc}") \
-            from exc
-    if not task.name:
-        raise TransientExternalError(f"Earth Engine started export {_description(task)!r} without an operation name")
-    return task.name
-
-
-def _description(task: ee.batch.Task) -> str:
-    return (task.config or {}).get("description", "?")
+    return image.select(list(S1_COMPOSITE_BANDS))
 
 
 # --------------------------------------------------------------------------- backend
@@ -290,51 +179,64 @@ def _pixel_extent(aoi_geometry: Mapping, grid: Grid) -> tuple[int, int]:
 class EarthEngineBackend:
     """Starts one composite export per (AOI, sensor, period) into ``gs://bucket/prefix/``.
 
-    Assumes :func:`initialize` was called. The result is one COG ``gs://{bucket}/{prefix}/{name}.tif``.
+    Assumes :func:`soilclay.earthengine.session.initialize` was called (:meth:`from_settings` does).
+    The result is one COG ``gs://{bucket}/{prefix}/{name}.tif``. A
+    :class:`~soilclay.composites.backend.CompositeBackend`: :meth:`compute` exports a plan and waits.
     """
 
+    name = "earthengine"
+
     def __init__(self, bucket: str, prefix: str) -> None:
-        bucket = bucket.removeprefix("gs://").strip("/")
-        if not bucket or "/" in bucket:
-            raise BadInputError(f"expected a Cloud Storage bucket name, found {bucket!r}")
-        self.bucket = bucket
+        bucket = bucket if bucket.startswith("gs://") else f"gs://{bucket}"
+        try:
+            self.bucket, extra = split_gs_url(bucket)
+        except BadInputError as exc:
+            raise BadInputError(f"expected a Cloud Storage bucket name, found {bucket!r}: {exc}") from None
+        if extra:
+            raise BadInputError(f"expected a Cloud Storage bucket name, found {bucket!r} (with a path)")
         self.prefix = prefix.strip("/")
 
     def start(self, recipe: Recipe, sensor: str, aoi_geometry: dict, period: tuple[date, date],
               name: str) -> tuple[str, str]:
-        """Start the export of ``sensor``'s composite; return (operation name, COG gs:// URI)."""
+        """Start the export of ``sensor``'s composite; return (operation name, COG gs:// URI).
+
+        An export already running under the same description (an earlier try of the same name,
+        after a timeout or a lost worker) is waited for instead of started again."""
         builders = {"sentinel-2": s2_composite, "sentinel-1": s1_composite}
         if sensor not in builders:
             raise BadInputError(f"sensor must be one of {sorted(builders)}, found {sensor!r}")
-        name = name.strip("/")
-        if not name:
-            raise BadInputError("an export needs a non-empty name")
+        target, description = object_name(self.prefix, name), export_description(name)
+        uri = cog_uri(self.bucket, target)
         region = geometry_from_geojson(aoi_geometry)
         width, height = _pixel_extent(aoi_geometry, recipe.grid)
         if max(width, height) > DEFAULT_FILE_DIMENSIONS:
             raise BadInputError(f"AOI {recipe.aoi} spans {width} x {height} pixels of {recipe.grid.resolution} m; "
                                 f"one export file holds at most {DEFAULT_FILE_DIMENSIONS} per side: split the AOI")
-        object_name = f"{self.prefix}/{name}" if self.prefix else name
-        description = re.sub(r"[^A-Za-z0-9_-]", "_", name)[:100]
         running = find_active_export(description)
-        if running is not None:  # an earlier try started it (retry after a timeout or a lost worker)
+        if running is not None:
             log.info("Earth Engine export %s is already running as %s: waiting for it", description, running)
-            return running, f"gs://{self.bucket}/{object_name}.tif"
+            return running, uri
         image = builders[sensor](recipe, region, *period)
-        task = export_to_gcs(image, bucket=self.bucket, prefix=object_name, description=description,
-                             region=region, grid=recipe.grid)
-        return start_export(task), f"gs://{self.bucket}/{object_name}.tif"
+        task = export_to_gcs(image, bucket=self.bucket, prefix=target, description=description, region=region,
+                             grid=recipe.grid)
+        return start_export(task), uri
 
     def build(self, recipe: Recipe, sensor: str, aoi: Aoi, period: tuple[date, date], name: str) -> str:
         """Start the export and block until Earth Engine has written the COG; return its URI.
 
         This is the waiting path (CLI); the Airflow operator defers on the same operation instead.
-        Both decide success or failure with :func:`export_outcome`.
+        Both decide with :mod:`soilclay.earthengine.operations`.
         """
         operation, uri = self.start(recipe, sensor, aoi.geometry, period, name)
         log.info("Earth Engine export %s started -> %s", operation, uri)
         wait_for_export(operation)
         return uri
+
+    def compute(self, plan: CompositePlan, store: object = None) -> Computed:
+        """Export ``plan``'s composite under its key and wait for it (Earth Engine writes to Cloud
+        Storage itself, so ``store`` is not used); every planned scene is an input."""
+        uri = self.build(plan.recipe, plan.sensor, plan.aoi, plan.period, plan.key.removesuffix(".tif"))
+        return Computed(uri, len(plan.scenes), [])
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EarthEngineBackend:
@@ -342,6 +244,6 @@ class EarthEngineBackend:
         if not settings.store_url.startswith("gs://"):
             raise BadInputError("the earthengine backend exports to Cloud Storage: set SOILCLAY_STORE_URL to "
                                 f"gs://bucket/prefix, found {settings.store_url!r}")
+        bucket, prefix = split_gs_url(settings.store_url)
         initialize(settings.ee_project, settings.ee_service_account or None, settings.ee_key_file or None)
-        bucket, _, prefix = settings.store_url.removeprefix("gs://").partition("/")
         return cls(bucket, prefix)

@@ -28,25 +28,21 @@ def ee_sample_points(image: ee.Image, points: pd.DataFrame, scale: float, *,
     (EPSG:4326), ``clay``), copying those columns as properties, with ``geometries=True``.
 
     With ``crs`` the sampling grid is that CRS with pixel edges on multiples of ``scale`` -- the
-    lattice :func:`soilclay.composites.earthengine.export_to_gcs` exports -- so the sampled pixels are
+    lattice :func:`soilclay.earthengine.exports.export_to_gcs` exports -- so the sampled pixels are
     the exported ones. Points on masked pixels are dropped by Earth Engine. The points travel inside
     the request, which suits the hundreds to few thousands of samples per AOI.
     """
-    import ee
-
     missing = [c for c in ID_COLUMNS if c not in points.columns]
     if missing:
         raise BadInputError(f"points need columns {', '.join(ID_COLUMNS)}; missing {', '.join(missing)}")
     if not scale or scale <= 0:
         raise BadInputError(f"scale must be a positive number of metres, found {scale!r}")
-    features = [
-        ee.Feature(ee.Geometry.Point([float(p.lon), float(p.lat)]),
-                   {"sample_id": int(p.sample_id), "point_id": str(p.point_id), "lon": float(p.lon),
-                    "lat": float(p.lat), "clay": float(p.clay)})
-        for p in points.itertuples(index=False)
-    ]
-    projection = ee.Projection(crs, [scale, 0, 0, 0, -scale, 0]) if crs else None
-    return image.sampleRegions(collection=ee.FeatureCollection(features), properties=list(ID_COLUMNS),
+    from soilclay.earthengine.geometry import grid_projection, point_features
+
+    records = [{"sample_id": int(p.sample_id), "point_id": str(p.point_id), "lon": float(p.lon), "lat": float(p.lat),
+                "clay": float(p.clay)} for p in points.itertuples(index=False)]
+    projection = grid_projection(crs, scale) if crs else None
+    return image.sampleRegions(collection=point_features(records), properties=list(ID_COLUMNS),
                                scale=scale, projection=projection, geometries=True)
 
 

@@ -15,13 +15,10 @@ from datetime import UTC, datetime
 
 import ee
 
-from soilclay.composites.earthengine import (
-    S1_ASSET,
-    S2_ASSET,
-    classify_ee_error,
-    geometry_from_geojson,
-    s1_iw_dual_pol_filter,
-)
+from soilclay.earthengine.assets import S1_ASSET, S2_ASSET, image_id
+from soilclay.earthengine.errors import translated
+from soilclay.earthengine.filters import acquired_after, s1_iw_dual_pol_filter
+from soilclay.earthengine.geometry import geometry_from_geojson
 from soilclay.errors import BadInputError, FinalExternalError
 from soilclay.scenes.types import S1_COLLECTION, S2_COLLECTION, SceneRef
 
@@ -62,7 +59,7 @@ def scene_ref_from_row(collection: str, row: Sequence) -> SceneRef:
         platform=_platform(collection, platform),
         acquired_at=datetime.fromtimestamp(time_start / 1000, tz=UTC),
         source=SOURCE,
-        href=f"{ASSET_OF[collection]}/{index}",
+        href=image_id(ASSET_OF[collection], str(index)),
         cloud_cover=float(cloud) if cloud is not None and collection == S2_COLLECTION else None,
         orbit_state=str(orbit_pass).lower() if orbit_pass and collection == S1_COLLECTION else None,
     )
@@ -79,7 +76,7 @@ def _collection(collection: str, region: ee.Geometry, since: datetime | None) ->
     if collection == S1_COLLECTION:
         scenes = scenes.filter(s1_iw_dual_pol_filter())
     if since is not None:
-        scenes = scenes.filter(ee.Filter.gt("system:time_start", round(since.timestamp() * 1000)))
+        scenes = scenes.filter(acquired_after(since))
     return scenes
 
 
@@ -100,15 +97,13 @@ def rows_query(aoi_geometry: dict, collections: tuple[str, ...], since: datetime
     unknown = [c for c in collections if c not in ASSET_OF]
     if unknown:
         raise BadInputError(f"collections must be among {sorted(ASSET_OF)}, found {unknown}")
-    if since is not None and since.tzinfo is None:
-        raise BadInputError(f"since must be timezone-aware, found {since.isoformat()}")
     region = geometry_from_geojson(aoi_geometry)
     return ee.Dictionary({c: _rows(c, _collection(c, region, since)) for c in collections})
 
 
 class EarthEngineSceneSource:
     """:class:`~soilclay.scenes.types.SceneSource` over the Earth Engine catalogue. Assumes
-    :func:`soilclay.composites.earthengine.initialize` was called."""
+    :func:`soilclay.earthengine.session.initialize` was called."""
 
     source = SOURCE
 
@@ -116,10 +111,8 @@ class EarthEngineSceneSource:
                     since: datetime | None = None) -> list[SceneRef]:
         """Scenes intersecting the AOI acquired after ``since`` (all when None)."""
         query = rows_query(aoi_geometry, collections, since)
-        try:
+        with translated("Earth Engine scene listing failed"):
             answer = query.getInfo()
-        except ee.EEException as exc:
-            raise classify_ee_error(str(exc))(f"Earth Engine scene listing failed: {exc}") from exc
         if not isinstance(answer, Mapping):
             raise FinalExternalError(f"Earth Engine scene listing returned {type(answer).__name__}, expected a dict")
         return scene_refs_from_rows({c: answer.get(c) or [] for c in collections})

@@ -13,11 +13,11 @@ from soilclay.composites.backend import CompositeRequest
 from soilclay.composites.build import build_composites
 from soilclay.composites.recipe import Recipe
 from soilclay.db.aois import register_aoi
-from soilclay.io.vector import read_aoi_file
 from soilclay.db.runs import recorded_run
 from soilclay.demo import world
 from soilclay.errors import BadInputError
 from soilclay.io.store import LocalStore
+from soilclay.io.vector import read_aoi_file
 from soilclay.scenes.local import LocalStacSource
 from soilclay.scenes.sync import sync_scenes
 

@@ -1,115 +1,35 @@
-"""The Earth Engine backend, offline: the serialised expressions the server would evaluate, the
-export request, the export-state decision and the error mapping. ``ee.apitestcase`` installs the
-algorithm list so that ee objects build and serialise without a server."""
+"""The Earth Engine backend of the composites, offline: the serialised expressions the server would
+evaluate and what :class:`EarthEngineBackend` starts, reuses, refuses and waits for.
+``ee.apitestcase`` installs the algorithm list so that ee objects build and serialise without a
+server (the ``ee_api`` fixture)."""
 
 from __future__ import annotations
 
-import json
 from datetime import date
+from types import SimpleNamespace
 
 import ee
 import pytest
 
 from soilclay.composites import earthengine as eeb
-from soilclay.composites.recipe import S1_BANDS, S2_BANDS, S2_COUNT_BANDS, Recipe
-from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
+from soilclay.composites.recipe import Recipe
+from soilclay.contract import S1_COMPOSITE_BANDS, S2_BANDS, S2_COUNT_BANDS
+from soilclay.earthengine import session
+from soilclay.earthengine.geometry import geometry_from_geojson
+from soilclay.errors import BadInputError, FinalExternalError
+from tests.earthengine.offline import (
+    AOI,
+    Expr,
+    arg_values,
+    calls,
+    expression,
+    field_filters,
+    install_fake_export,
+    root_call,
+    value,
+)
 
-AOI = {"type": "Polygon", "coordinates": [[[12.60, 52.50], [12.75, 52.50], [12.75, 52.60], [12.60, 52.60],
-                                           [12.60, 52.50]]]}
 START, END = date(2020, 1, 1), date(2021, 12, 31)
-
-
-# --------------------------------------------------------------------------- helpers
-
-
-class Expr:
-    """A serialised Cloud API expression: ``values`` (shared sub-expressions, by id) and ``result``."""
-
-    def __init__(self, obj) -> None:
-        encoded = json.loads(obj.serialize())
-        self.values: dict = encoded["values"]
-        self.root: dict = self.values[encoded["result"]]
-
-    def resolve(self, node):
-        """``node`` with value references (and mapped function bodies) replaced by their values."""
-        if isinstance(node, dict):
-            if set(node) == {"valueReference"}:
-                return self.resolve(self.values[node["valueReference"]])
-            if "functionDefinitionValue" in node:
-                definition = dict(node["functionDefinitionValue"])
-                definition["body"] = self.resolve(self.values[definition["body"]])
-                return {"functionDefinitionValue": definition}
-            return {key: self.resolve(value) for key, value in node.items()}
-        if isinstance(node, list):
-            return [self.resolve(item) for item in node]
-        return node
-
-
-def expression(obj) -> Expr:
-    return Expr(obj)
-
-
-def calls(tree, function_name: str) -> list[dict]:
-    """Arguments (references resolved) of every invocation of ``function_name``. On an
-    :class:`Expr` each shared value is visited once, so counts are those of the expression graph
-    rather than of its fully expanded tree; on a plain (resolved) dict, every occurrence counts."""
-    found = []
-    seen: set[str] = set()
-    expr = tree if isinstance(tree, Expr) else None
-
-    def follow(reference: str):
-        if reference not in seen:
-            seen.add(reference)
-            walk(expr.values[reference])
-
-    def walk(node):
-        if isinstance(node, dict):
-            if expr is not None and set(node) == {"valueReference"}:
-                return follow(node["valueReference"])
-            if expr is not None and "functionDefinitionValue" in node:
-                return follow(node["functionDefinitionValue"]["body"])
-            invocation = node.get("functionInvocationValue")
-            if isinstance(invocation, dict) and invocation.get("functionName") == function_name:
-                arguments = invocation.get("arguments", {})
-                found.append(expr.resolve(arguments) if expr is not None else arguments)
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for item in node:
-                walk(item)
-
-    walk(tree.root if expr is not None else tree)
-    return found
-
-
-def root_call(tree: Expr) -> dict:
-    """The outermost invocation, references resolved."""
-    return tree.resolve(tree.root)["functionInvocationValue"]
-
-
-def value(node):
-    """A constant node as a Python value; ``Image.constant(x)`` as x; anything else unchanged."""
-    if "constantValue" in node:
-        return node["constantValue"]
-    if "arrayValue" in node:
-        return [value(item) for item in node["arrayValue"]["values"]]
-    if "dictionaryValue" in node:
-        return {key: value(item) for key, item in node["dictionaryValue"]["values"].items()}
-    invocation = node.get("functionInvocationValue", {})
-    if invocation.get("functionName") == "Image.constant":
-        return value(invocation["arguments"]["value"])
-    return node
-
-
-def arg_values(tree, function_name: str, argument: str) -> list:
-    """The constant values passed as ``argument`` to every call of ``function_name``."""
-    return [value(args[argument]) for args in calls(tree, function_name) if argument in args]
-
-
-def field_filters(tree, function_name: str) -> list[tuple]:
-    """(leftField, rightValue) of every metadata filter ``function_name``."""
-    return [(value(a["leftField"]), value(a["rightValue"])) for a in calls(tree, function_name)
-            if "leftField" in a and "rightValue" in a]
 
 
 def recipe(s2: dict | None = None, s1: dict | None = None) -> Recipe:
@@ -118,11 +38,11 @@ def recipe(s2: dict | None = None, s1: dict | None = None) -> Recipe:
 
 
 def s2_tree(**params) -> Expr:
-    return expression(eeb.s2_composite(recipe(s2=params), eeb.geometry_from_geojson(AOI), START, END))
+    return expression(eeb.s2_composite(recipe(s2=params), geometry_from_geojson(AOI), START, END))
 
 
 def s1_tree(**params) -> Expr:
-    return expression(eeb.s1_composite(recipe(s1=params), eeb.geometry_from_geojson(AOI), START, END))
+    return expression(eeb.s1_composite(recipe(s1=params), geometry_from_geojson(AOI), START, END))
 
 
 # --------------------------------------------------------------------------- Sentinel-2
@@ -194,7 +114,7 @@ def test_s2_mean_statistic(ee_api):
 
 
 def test_changing_a_threshold_changes_the_expression(ee_api):
-    region = eeb.geometry_from_geojson(AOI)
+    region = geometry_from_geojson(AOI)
     base = eeb.s2_composite(recipe(), region, START, END).serialize()
     assert eeb.s2_composite(recipe(), region, START, END).serialize() == base, "deterministic"
     for change in ({"ndvi_max": 0.2}, {"nbr2_max": 0.05}, {"min_bare_count": 4}, {"scl_keep": [4]},
@@ -204,7 +124,7 @@ def test_changing_a_threshold_changes_the_expression(ee_api):
 
 
 def test_s2_refuses_recipe_without_s2_and_reversed_period(ee_api):
-    region = eeb.geometry_from_geojson(AOI)
+    region = geometry_from_geojson(AOI)
     no_s2 = Recipe.parse({"aoi": "demo", "window": {"years": 1}, "grid": {"crs": "EPSG:32633"}, "s2": None})
     with pytest.raises(BadInputError, match="no sentinel-2"):
         eeb.s2_composite(no_s2, region, START, END)
@@ -233,7 +153,7 @@ def test_s1_default_expression(ee_api):
     assert ["VV_VH"] in arg_values(tree, "Image.rename", "names")
     root = root_call(tree)
     assert root["functionName"] == "Image.select"
-    assert value(root["arguments"]["bandSelectors"]) == list(S1_BANDS)
+    assert value(root["arguments"]["bandSelectors"]) == list(S1_COMPOSITE_BANDS)
     assert root["arguments"]["input"]["functionInvocationValue"]["functionName"] == "Image.toFloat"
 
 
@@ -256,93 +176,12 @@ def test_s1_boxcar_in_linear_power(ee_api):
     assert value(calls(wider, "Kernel.square")[0]["radius"]) == 3
 
 
-# --------------------------------------------------------------------------- export
-
-
-def test_export_config_without_starting(ee_api):
-    r = recipe()
-    region = eeb.geometry_from_geojson(AOI)
-    task = eeb.export_to_gcs(eeb.s1_composite(r, region, START, END), bucket="soil-bucket",
-                             prefix="composites/demo/s1_x", description="demo_s1_x", region=region, grid=r.grid)
-    assert (task.state, task.id, task.name) == ("UNSUBMITTED", None, None)
-    config = dict(task.config)
-    tree = expression(config.pop("expression"))
-    assert config == {
-        "description": "demo_s1_x",
-        "fileExportOptions": {
-            "fileFormat": "GEO_TIFF",
-            "cloudStorageDestination": {"bucket": "soil-bucket", "filenamePrefix": "composites/demo/s1_x"},
-            "geoTiffOptions": {"cloudOptimized": True, "noData": {"floatValue": eeb.NODATA},
-                               "tileDimensions": {"width": 8192, "height": 8192}},
-        },
-        "maxPixels": {"value": str(10**13)},
-    }
-    # the pixel grid is folded into the expression: reproject onto crs + transform, clip to region
-    root = root_call(tree)
-    assert root["functionName"] == "Image.clip"
-    [reproject] = calls(tree, "Image.reproject")
-    assert value(reproject["crs"]["functionInvocationValue"]["arguments"]["crs"]) == "EPSG:32633"
-    assert value(reproject["crsTransform"]) == [10.0, 0, 0, 0, -10.0, 0]
-    clip_geometry = root["arguments"]["geometry"]
-    assert calls({"g": clip_geometry}, "GeometryConstructors.Polygon")
-    assert value(calls(clip_geometry, "Projection")[0]["crs"]) == "EPSG:4326"
-
-
-def test_export_file_dimensions(ee_api):
-    r = recipe()
-    region = eeb.geometry_from_geojson(AOI)
-    image = eeb.s1_composite(r, region, START, END)
-    kwargs = {"bucket": "b", "prefix": "p", "description": "d", "region": region, "grid": r.grid}
-    options = eeb.export_to_gcs(image, file_dimensions=1024, **kwargs).config["fileExportOptions"]
-    assert options["geoTiffOptions"]["tileDimensions"] == {"width": 1024, "height": 1024}
-    options = eeb.export_to_gcs(image, file_dimensions=None, **kwargs).config["fileExportOptions"]
-    assert "tileDimensions" not in options["geoTiffOptions"]
-    with pytest.raises(BadInputError, match="multiple of 256"):
-        eeb.export_to_gcs(image, file_dimensions=1000, **kwargs)
-    with pytest.raises(BadInputError, match="bucket"):
-        eeb.export_to_gcs(image, **{**kwargs, "bucket": ""})
+# --------------------------------------------------------------------------- backend
 
 
 @pytest.fixture
 def fake_export(monkeypatch) -> list[dict]:
-    """ee.data's export calls replaced: records the requests, answers with an operation."""
-    requests: list[dict] = []
-
-    def export_image(request_id, config):
-        requests.append(config)
-        return {"name": f"projects/my-project/operations/{request_id}"}
-
-    monkeypatch.setattr(ee.data, "newTaskId", lambda count=1: ["TASK1"])
-    monkeypatch.setattr(ee.data, "exportImage", export_image)
-    monkeypatch.setattr(ee.data, "listOperations", lambda *a, **k: [])
-    return requests
-
-
-def test_start_export_returns_operation_name(ee_api, fake_export):
-    r = recipe()
-    region = eeb.geometry_from_geojson(AOI)
-    task = eeb.export_to_gcs(eeb.s1_composite(r, region, START, END), bucket="b", prefix="p", description="d",
-                             region=region, grid=r.grid)
-    assert eeb.start_export(task) == "projects/my-project/operations/TASK1"
-    assert len(fake_export) == 1 and fake_export[0]["description"] == "d"
-
-
-@pytest.mark.parametrize(("message", "expected"), [
-    ("Quota exceeded: too many concurrent exports", TransientExternalError),
-    ("Permission denied on bucket b", FinalExternalError),
-])
-def test_start_export_maps_ee_errors(ee_api, monkeypatch, message, expected):
-    def refuse(request_id, config):
-        raise ee.EEException(message)
-
-    monkeypatch.setattr(ee.data, "newTaskId", lambda count=1: ["TASK1"])
-    monkeypatch.setattr(ee.data, "exportImage", refuse)
-    r = recipe()
-    region = eeb.geometry_from_geojson(AOI)
-    task = eeb.export_to_gcs(eeb.s1_composite(r, region, START, END), bucket="b", prefix="p", description="d",
-                             region=region, grid=r.grid)
-    with pytest.raises(expected, match=message):
-        eeb.start_export(task)
+    return install_fake_export(monkeypatch)
 
 
 def test_backend_start(ee_api, fake_export):
@@ -389,154 +228,57 @@ def test_backend_refuses_bad_requests(ee_api, fake_export):
     assert backend.start(recipe(), "sentinel-1", AOI, (START, END), "s1")[1] == "gs://soil-bucket/s1.tif"
 
 
-# --------------------------------------------------------------------------- export state
+def test_backend_bucket_and_prefix_are_normalised():
+    backend = eeb.EarthEngineBackend("gs://soil-bucket/", "/composites/demo/")
+    assert (backend.bucket, backend.prefix) == ("soil-bucket", "composites/demo")
+    assert eeb.EarthEngineBackend("soil-bucket", "").prefix == ""
+    for bad in ("gs://", "", "soil-bucket/sub", "Not_A_Bucket!"):
+        with pytest.raises(BadInputError, match="bucket"):
+            eeb.EarthEngineBackend(bad, "p")
 
 
-def operation(state: str | None, *, done: bool = False, error: dict | None = None, uris=None, progress=None) -> dict:
-    op: dict = {"name": "projects/p/operations/OP1", "done": done}
-    if state is not None:
-        op["metadata"] = {"state": state, "type": "EXPORT_IMAGE"}
-        if uris is not None:
-            op["metadata"]["destinationUris"] = uris
-        if progress is not None:
-            op["metadata"]["progress"] = progress
-    if error is not None:
-        op["error"] = error
-    return op
+def test_backend_build_waits_for_the_export(ee_api, fake_export, monkeypatch):
+    polled: list[str] = []
+
+    def get_operation(name):
+        polled.append(name)
+        if len(polled) == 1:
+            raise ee.EEException("Service unavailable (503)")  # one transient poll error: retried
+        return {"name": name, "done": True, "metadata": {"state": "SUCCEEDED"}}
+
+    monkeypatch.setattr(ee.data, "getOperation", get_operation)
+    monkeypatch.setattr("soilclay.earthengine.operations.time.sleep", lambda seconds: None)
+    aoi = SimpleNamespace(geometry=AOI)
+    uri = eeb.EarthEngineBackend("soil-bucket", "c").build(recipe(), "sentinel-1", aoi, (START, END), "x")
+    assert uri == "gs://soil-bucket/c/x.tif"
+    assert polled == ["projects/my-project/operations/TASK1"] * 2
 
 
-def test_export_outcome_states():
-    assert eeb.export_outcome(operation("PENDING")).state == "running"
-    running = eeb.export_outcome(operation("RUNNING", progress=0.42))
-    assert running.state == "running" and "42%" in running.message
-    assert eeb.export_outcome(operation("CANCELLING")).state == "running"
-    uris = ["https://console.developers.google.com/storage/browser/b/p/"]
-    # Earth Engine may report SUCCEEDED before done is set
-    succeeded = eeb.export_outcome(operation("SUCCEEDED", uris=uris))
-    assert succeeded == eeb.ExportOutcome("succeeded", "export projects/p/operations/OP1 succeeded", tuple(uris))
-    failed = eeb.export_outcome(operation("FAILED", done=True, error={"code": 3, "message": "Too many pixels"}))
-    assert failed.state == "failed" and "Too many pixels" in failed.message
-    cancelled = eeb.export_outcome(operation("CANCELLED", done=True, error={"code": 1, "message": "Cancelled."}))
-    assert cancelled.state == "failed" and "cancelled" in cancelled.message
-    assert eeb.export_outcome(operation(None, done=True)).state == "succeeded"
-    assert eeb.export_outcome(operation(None, done=True, error={"code": 13})).message.endswith("error code 13")
-    assert eeb.export_outcome(operation("UNKNOWN", done=True)).state == "failed"
-    assert eeb.export_outcome(operation(None)).state == "running"
-    with pytest.raises(BadInputError, match="operation dict"):
-        eeb.export_outcome(["not", "a", "dict"])  # type: ignore[arg-type]
+def test_backend_build_raises_the_export_failure(ee_api, fake_export, monkeypatch):
+    monkeypatch.setattr(ee.data, "getOperation", lambda name: {
+        "name": name, "done": True, "metadata": {"state": "FAILED"}, "error": {"message": "User memory limit"}})
+    with pytest.raises(FinalExternalError, match="User memory limit"):
+        eeb.EarthEngineBackend("soil-bucket", "c").build(recipe(), "sentinel-1", SimpleNamespace(geometry=AOI),
+                                                         (START, END), "x")
 
 
-class FakeTime:
-    """A clock that only moves when the waiter sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
-def scripted(*operations: dict):
-    answers = iter(operations)
-    asked: list[str] = []
-
-    def get_operation(name: str) -> dict:
-        asked.append(name)
-        return next(answers)
-
-    get_operation.asked = asked  # type: ignore[attr-defined]
-    return get_operation
-
-
-def test_wait_for_export_success():
-    fake = FakeTime()
-    get = scripted(operation("PENDING"), operation("RUNNING"), operation("SUCCEEDED", done=True, uris=["gs://b/x"]))
-    outcome = eeb.wait_for_export("OP1", get_operation=get, poll_seconds=30, sleep=fake.sleep, clock=fake.clock)
-    assert outcome.state == "succeeded" and outcome.destination_uris == ("gs://b/x",)
-    assert fake.sleeps == [30, 30] and get.asked == ["OP1"] * 3
-
-
-def test_wait_for_export_failure():
-    fake = FakeTime()
-    get = scripted(operation("RUNNING"), operation("FAILED", done=True, error={"code": 7, "message": "No access"}))
-    with pytest.raises(FinalExternalError, match="No access"):
-        eeb.wait_for_export("OP1", get_operation=get, sleep=fake.sleep, clock=fake.clock)
-
-
-def test_wait_for_export_timeout():
-    fake = FakeTime()
-    get = scripted(*[operation("RUNNING")] * 10)
-    with pytest.raises(TransientExternalError, match="still running after 100 s"):
-        eeb.wait_for_export("OP1", get_operation=get, poll_seconds=30, timeout_seconds=100,
-                            sleep=fake.sleep, clock=fake.clock)
-    assert fake.sleeps == [30, 30, 30, 10]
-
-
-def test_wait_for_export_maps_polling_errors():
-    def broken(name: str) -> dict:
-        raise ee.EEException("Internal error")
-
-    with pytest.raises(TransientExternalError, match="cannot read Earth Engine operation OP1"):
-        eeb.wait_for_export("OP1", get_operation=broken, sleep=lambda s: None)
-
-
-@pytest.mark.parametrize(("message", "expected"), [
-    ("Quota exceeded for quota metric 'Concurrent exports'", TransientExternalError),
-    ("Too many tasks already in the queue (3000). Please wait for some of them to complete.", TransientExternalError),
-    ("Internal error.", TransientExternalError),
-    ("Computation timed out.", TransientExternalError),
-    ("<HttpError 503 when requesting ... returned 'The service is currently unavailable.'>", TransientExternalError),
-    ("Permission denied on resource project foo.", FinalExternalError),
-    ("Caller does not have required permission to use project x", FinalExternalError),
-    ("Invalid argument: maxPixels", FinalExternalError),
-    ("Image.load: Image asset 'COPERNICUS/NOPE' not found.", FinalExternalError),
-    ("Export too large: specified 2000000000 pixels (max: 100000000). Too many pixels", FinalExternalError),
-    ("User memory limit exceeded.", FinalExternalError),
-    ("Permission denied; try again later", FinalExternalError),
-    ("something nobody has seen before", FinalExternalError),
-])
-def test_classify_ee_error(message, expected):
-    assert eeb.classify_ee_error(message) is expected
-
-
-# --------------------------------------------------------------------------- initialize
-
-
-@pytest.fixture
-def fake_initialize(monkeypatch) -> list[tuple]:
+def test_from_settings_splits_the_store_url_and_initialises(monkeypatch):
     seen: list[tuple] = []
-    monkeypatch.setattr(ee, "Initialize", lambda credentials=None, **kw: seen.append((credentials, kw)))
-    monkeypatch.setattr(ee, "ServiceAccountCredentials", lambda email, key_file: ("sa-credentials", email, key_file))
-    return seen
+    monkeypatch.setattr(eeb, "initialize", lambda *args: seen.append(args))
+    settings = SimpleNamespace(store_url="gs://soil-bucket/runs/2024/", ee_project="soil-project",
+                               ee_service_account="", ee_key_file="")
+    backend = eeb.EarthEngineBackend.from_settings(settings)
+    assert (backend.bucket, backend.prefix) == ("soil-bucket", "runs/2024")
+    assert seen == [("soil-project", None, None)]
+    with pytest.raises(BadInputError, match="SOILCLAY_STORE_URL"):
+        eeb.EarthEngineBackend.from_settings(SimpleNamespace(**{**vars(settings), "store_url": "/data/store"}))
+    assert len(seen) == 1, "refused before initialising Earth Engine"
 
 
-@pytest.mark.parametrize("project", ["", "   "])
-def test_initialize_refuses_empty_project(fake_initialize, project):
-    with pytest.raises(FinalExternalError, match="explicit Google Cloud project"):
-        eeb.initialize(project)
-    assert fake_initialize == []
-
-
-def test_initialize_passes_project_and_credentials(fake_initialize):
-    eeb.initialize("soil-project")
-    eeb.initialize("soil-project", service_account="sa@p.iam.gserviceaccount.com", key_file="/keys/sa.json")
-    assert fake_initialize == [
-        ("persistent", {"project": "soil-project"}),
-        (("sa-credentials", "sa@p.iam.gserviceaccount.com", "/keys/sa.json"), {"project": "soil-project"}),
-    ]
-    with pytest.raises(FinalExternalError, match="both service_account and key_file"):
-        eeb.initialize("soil-project", service_account="sa@p.iam.gserviceaccount.com")
-
-
-def test_initialize_maps_ee_errors(monkeypatch):
-    def refuse(credentials=None, **kw):
-        raise ee.EEException("Permission denied: project soil-project is not registered")
-
-    monkeypatch.setattr(ee, "Initialize", refuse)
-    with pytest.raises(FinalExternalError, match="soil-project"):
-        eeb.initialize("soil-project")
+def test_from_settings_refuses_a_missing_project_as_bad_input(monkeypatch):
+    monkeypatch.setattr(ee, "Initialize", lambda *a, **k: pytest.fail("must not initialise"))
+    settings = SimpleNamespace(store_url="gs://soil-bucket/p", ee_project="", ee_service_account="",
+                               ee_key_file="")
+    assert eeb.initialize is session.initialize
+    with pytest.raises(BadInputError, match="explicit Google Cloud project"):
+        eeb.EarthEngineBackend.from_settings(settings)

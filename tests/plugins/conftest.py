@@ -1,9 +1,11 @@
 """Airflow plugin tests: ``plugins/`` on ``sys.path`` and a throw-away ``AIRFLOW_HOME`` come from
 ``tests/airflow_env.py`` (root conftest). No metadata database is needed: connections come from
-``AIRFLOW_CONN_*`` environment variables and operators/triggers are driven directly."""
+``AIRFLOW_CONN_*`` environment variables and operators/triggers are driven directly. Time is fake:
+triggers run on :class:`FakeTime`, the operator's waiting path on a patched ``_sleep``."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -36,6 +38,33 @@ class Script:
         if isinstance(item, BaseException):
             raise item
         return item
+
+
+class FakeTime:
+    """A trigger's clock that only moves when the trigger sleeps; records the sleeps."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def run_trigger(trigger, fake: FakeTime | None = None) -> list[dict]:
+    """Every event payload ``trigger.run()`` yields, on fake time (started at ``fake.now`` unless the
+    trigger names its own ``started_at``); a looping trigger fails after 10 s of real time."""
+    fake = fake or FakeTime(trigger.started_at)
+    trigger.clock, trigger.sleep = fake.clock, fake.sleep
+
+    async def collect() -> list[dict]:
+        return [event.payload async for event in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(collect(), timeout=10))
 
 
 @pytest.fixture

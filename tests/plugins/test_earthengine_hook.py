@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 from soilclay_airflow.hooks.earthengine import EarthEngineHook
 
-from soilclay.composites import earthengine
-from soilclay.errors import BadInputError, FinalExternalError
+from soilclay.earthengine import session
+from soilclay.errors import BadInputError
 
 SECRET = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL0123456789\n-----END PRIVATE KEY-----\n"
 KEY = {"type": "service_account", "project_id": "other-project", "client_email": "etl@p1.iam.gserviceaccount.com",
@@ -21,7 +21,8 @@ KEY = {"type": "service_account", "project_id": "other-project", "client_email":
 
 @pytest.fixture
 def init_calls(monkeypatch) -> list[tuple]:
-    """Record :func:`earthengine.initialize` calls (and the key file's content at call time)."""
+    """Record :func:`soilclay.earthengine.session.initialize` calls (and the key file's content and
+    mode at call time)."""
     calls: list[tuple] = []
 
     def fake(project, service_account=None, key_file=None):
@@ -29,7 +30,7 @@ def init_calls(monkeypatch) -> list[tuple]:
         mode = os.stat(key_file).st_mode & 0o777 if key_file else None
         calls.append((project, service_account, key_file, content, mode))
 
-    monkeypatch.setattr(earthengine, "initialize", fake)
+    monkeypatch.setattr(session, "initialize", fake)
     return calls
 
 
@@ -67,9 +68,23 @@ def test_explicit_service_account_and_default_credentials(gcp_conn, init_calls) 
     assert [c[:3] for c in init_calls] == [("p1", None, None)]
 
 
-def test_missing_project_is_refused_not_guessed_from_the_key(gcp_conn, init_calls) -> None:
+def test_missing_project_is_bad_input_not_guessed_from_the_key(gcp_conn, init_calls) -> None:
     gcp_conn(keyfile_dict=KEY)
-    with pytest.raises(FinalExternalError, match="project"):
+    with pytest.raises(BadInputError, match="no 'project' extra"):
+        EarthEngineHook().initialize()
+    assert init_calls == []
+
+
+def test_unreadable_or_accountless_keys_are_bad_input(gcp_conn, init_calls, tmp_path) -> None:
+    gcp_conn(project="p1", key_path=str(tmp_path / "missing.json"))
+    with pytest.raises(BadInputError, match="cannot read service-account key"):
+        EarthEngineHook().initialize()
+    gcp_conn(project="p1", keyfile_dict={"private_key": SECRET})
+    with pytest.raises(BadInputError, match="'google_cloud_default'.*client_email") as info:
+        EarthEngineHook().initialize()
+    assert "TOPSECRETKEYMATERIAL" not in str(info.value)
+    gcp_conn(project="p1", key_path="/k.json", keyfile_dict=KEY)
+    with pytest.raises(BadInputError, match="both 'key_path' and 'keyfile_dict'"):
         EarthEngineHook().initialize()
     assert init_calls == []
 
@@ -85,7 +100,7 @@ def test_get_operation_and_its_async_variant(gcp_conn, init_calls, monkeypatch) 
     gcp_conn(project="p1")
     seen: list[str] = []
     fake_data = SimpleNamespace(getOperation=lambda name: seen.append(name) or {"name": name, "done": True})
-    monkeypatch.setattr(earthengine.ee, "data", fake_data)
+    monkeypatch.setattr(session.ee, "data", fake_data)
     hook = EarthEngineHook()
     assert hook.get_operation("projects/p1/operations/A") == {"name": "projects/p1/operations/A", "done": True}
     assert asyncio.run(hook.aget_operation("projects/p1/operations/B"))["name"] == "projects/p1/operations/B"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import date
 
 import pytest
@@ -11,11 +10,12 @@ from soilclay_airflow.operators import earthengine as operator_module
 from soilclay_airflow.operators.earthengine import EarthEngineExportOperator
 from soilclay_airflow.triggers.earthengine import EarthEngineExportTrigger
 
-from soilclay.composites import earthengine, ee_operations
-from soilclay.composites.earthengine import ExportOutcome
+from soilclay.composites import earthengine
 from soilclay.composites.recipe import Recipe
+from soilclay.earthengine import operations
+from soilclay.earthengine.operations import ExportOutcome
 from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
-from tests.plugins.conftest import DEST, OPERATION, URI, operation
+from tests.plugins.conftest import DEST, OPERATION, URI, operation, run_trigger
 
 RECIPE = {"aoi": "demo", "window": {"years": 3}, "grid": {"crs": "EPSG:32633"}}
 AOI = {"type": "Polygon", "coordinates": [[[15.0, 50.0], [15.01, 50.0], [15.01, 50.01], [15.0, 50.0]]]}
@@ -64,7 +64,7 @@ def test_deferrable_execute_defers_to_the_trigger(scripted, started) -> None:
     assert deferred.method_name == "execute_complete" and deferred.kwargs == {"uri": URI}
     _, kwargs = deferred.trigger.serialize()
     assert kwargs["operation_name"] == OPERATION and kwargs["conn_id"] == "ee_conn" and kwargs["uri"] == URI
-    assert (kwargs["poll_interval"], kwargs["timeout"]) == (7.0, 900.0)
+    assert (kwargs["poll_interval"], kwargs["timeout"], kwargs["poll_error_budget"]) == (7.0, 900.0, 5)
     [(bucket, prefix, recipe, sensor, aoi, period, name)] = started
     assert (bucket, prefix, sensor, aoi, name) == ("bucket", "composites", "sentinel-2", AOI, "demo-s2")
     assert recipe == Recipe.parse(RECIPE) and period == (date(2023, 1, 1), date(2025, 12, 31))
@@ -98,16 +98,24 @@ def test_execute_complete_returns_the_uri_on_success() -> None:
         make().execute_complete({}, event)
 
 
-@pytest.mark.parametrize(("status", "error"), [("failed", FinalExternalError), ("timeout", TransientExternalError)])
-def test_execute_complete_raises_with_the_message(status, error) -> None:
+@pytest.mark.parametrize(("status", "kind", "error"), [
+    ("failed", "final", FinalExternalError), ("timeout", "transient", TransientExternalError),
+    ("error", "transient", TransientExternalError), ("error", "bad_input", BadInputError),
+    ("error", "final", FinalExternalError),
+    ("failed", None, FinalExternalError), ("timeout", None, TransientExternalError),  # events without error_kind
+])
+def test_execute_complete_raises_the_error_the_event_names(status, kind, error) -> None:
     event = {"status": status, "operation": OPERATION, "message": f"export {OPERATION} went {status}: why",
              "destination_uris": []}
-    with pytest.raises(error, match=f"went {status}: why"):
+    if kind is not None:
+        event["error_kind"] = kind
+    with pytest.raises(error, match=f"went {status}: why") as info:
         make().execute_complete({}, event, uri=URI)
+    assert type(info.value) is error
 
 
 def test_waiting_and_deferrable_paths_share_export_outcome(scripted, started, no_sleep, monkeypatch) -> None:
-    """Both paths follow ``ee_operations.export_outcome``: replaced by a spy that calls a SUCCEEDED
+    """Both paths follow ``operations.export_outcome``: replaced by a spy that calls a SUCCEEDED
     operation failed, both must report that failure with the spy's message."""
     seen: list[dict] = []
 
@@ -115,7 +123,7 @@ def test_waiting_and_deferrable_paths_share_export_outcome(scripted, started, no
         seen.append(op)
         return ExportOutcome("failed", "decided by the shared export_outcome")
 
-    monkeypatch.setattr(ee_operations, "export_outcome", decide)
+    monkeypatch.setattr(operations, "export_outcome", decide)
     scripted(operation("SUCCEEDED", done=True))
 
     with pytest.raises(FinalExternalError, match="decided by the shared export_outcome"):
@@ -124,15 +132,7 @@ def test_waiting_and_deferrable_paths_share_export_outcome(scripted, started, no
 
     with pytest.raises(TaskDeferred) as info:
         make().execute(context={})
-    trigger = info.value.trigger
-    trigger.poll_interval = 0.001
-
-    async def first_event() -> dict:
-        async for event in trigger.run():
-            return event.payload
-        raise AssertionError("no event")
-
-    event = asyncio.run(asyncio.wait_for(first_event(), timeout=10))
+    [event] = run_trigger(info.value.trigger)
     assert event["status"] == "failed" and event["message"] == "decided by the shared export_outcome"
     assert len(seen) == 2
     with pytest.raises(FinalExternalError, match="decided by the shared export_outcome"):

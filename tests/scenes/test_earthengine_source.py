@@ -11,7 +11,7 @@ import pytest
 from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
 from soilclay.scenes import earthengine as ees
 from soilclay.scenes.types import S1_COLLECTION, S2_COLLECTION, SceneRef, SceneSource
-from tests.composites.test_earthengine import AOI, arg_values, calls, expression, field_filters
+from tests.earthengine.offline import AOI, arg_values, calls, expression, field_filters
 
 S2_INDEX = "20200105T102421_20200105T102423_T33UUU"
 S1_INDEX = "S1B_IW_GRDH_1SDV_20200106T165021_20200106T165046_019690_0253A6_5D2C"

@@ -8,8 +8,8 @@ import shutil
 from sqlalchemy import text
 
 from soilclay.db.aois import register_aoi
-from soilclay.io.vector import read_aoi_file
 from soilclay.demo import world
+from soilclay.io.vector import read_aoi_file
 from soilclay.scenes.local import LocalStacSource
 from soilclay.scenes.sync import sync_scenes
 

@@ -5,25 +5,24 @@ Connection extras, as the Google provider names them (bare or prefixed ``extra__
 - ``project`` (required): the Google Cloud project Earth Engine bills; never guessed from the key.
 - ``key_path``: path of a service-account JSON key on the worker/triggerer, or
 - ``keyfile_dict``: the key itself (a dict or its JSON string), written to a private temporary file
-  only for the time :func:`soilclay.composites.earthengine.initialize` reads it.
+  only for the time :func:`soilclay.earthengine.session.initialize` reads it.
 - ``service_account`` (optional): the account email; defaults to the key's ``client_email``.
 
-Without a key the default credentials are used. Nothing here logs a key or its contents.
+Without a key the default credentials are used. A connection that lacks or garbles any of this is
+a :class:`BadInputError` (the rule of :mod:`soilclay.earthengine.errors`). Nothing here logs a key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import os
-import tempfile
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 from airflow.sdk import BaseHook
 
-from soilclay.errors import BadInputError, FinalExternalError
+from soilclay.errors import BadInputError
 
 _PREFIX = "extra__google_cloud_platform__"
 
@@ -53,11 +52,13 @@ class EarthEngineHook(BaseHook):
 
     def credentials(self) -> tuple[str, str | None, str | None, dict | None]:
         """(project, service account email, key path, key dict) from the connection's extras."""
+        from soilclay.earthengine import session  # imports ee: only when a task really needs it
+
         extras = self.get_connection(self.conn_id).extra_dejson
         project = str(_extra(extras, "project") or "").strip()
         if not project:
-            raise FinalExternalError(f"Airflow connection {self.conn_id!r} has no 'project' extra: Earth Engine needs "
-                                     "an explicit Google Cloud project id")
+            raise BadInputError(f"Airflow connection {self.conn_id!r} has no 'project' extra: Earth Engine needs "
+                                "an explicit Google Cloud project id")
         key_path = _extra(extras, "key_path") or None
         key_dict = _extra(extras, "keyfile_dict") or None
         if key_path and key_dict:
@@ -73,44 +74,28 @@ class EarthEngineHook(BaseHook):
             raise BadInputError(f"'keyfile_dict' of Airflow connection {self.conn_id!r} must be a JSON object")
         account = _extra(extras, "service_account") or None
         if account is None and (key_path or key_dict):
-            account = (dict(key_dict) if key_dict else self._read_key(key_path)).get("client_email")
-            if not account:
-                raise BadInputError(f"the service-account key of Airflow connection {self.conn_id!r} has no "
-                                    "client_email; set the 'service_account' extra")
+            key = dict(key_dict) if key_dict else session.read_key_file(key_path)
+            try:
+                account = session.service_account_of(key, account)
+            except BadInputError as exc:
+                raise BadInputError(f"Airflow connection {self.conn_id!r}: {exc}") from None
         return project, account, key_path, dict(key_dict) if key_dict else None
-
-    def _read_key(self, key_path: str) -> dict:
-        try:
-            with open(key_path, encoding="utf-8") as handle:
-                return json.load(handle)
-        except OSError as exc:
-            raise FinalExternalError(f"cannot read service-account key {key_path!r} of Airflow connection "
-                                     f"{self.conn_id!r}: {exc.strerror}") from None
-        except ValueError:
-            raise BadInputError(f"service-account key {key_path!r} of Airflow connection {self.conn_id!r} "
-                                "is not valid JSON") from None
 
     def initialize(self) -> None:
         """Initialise Earth Engine (once per hook) with the connection's project and key."""
         with self._lock:
             if self._initialized:
                 return
-            from soilclay.composites import earthengine  # imports ee: only when a task really needs it
+            from soilclay.earthengine import session
 
             project, account, key_path, key_dict = self.credentials()
             source = "key_path" if key_path else "keyfile_dict" if key_dict else "default credentials"
             self.log.info("Initialising Earth Engine for project %s from connection %s (%s)", project, self.conn_id,
                           source)
             if key_dict is None:
-                earthengine.initialize(project, account, key_path)
+                session.initialize(project, account, key_path)
             else:
-                fd, path = tempfile.mkstemp(prefix="ee-key-", suffix=".json")  # mode 0600
-                try:
-                    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                        json.dump(key_dict, handle)
-                    earthengine.initialize(project, account, path)
-                finally:
-                    os.unlink(path)
+                session.initialize_with_key(project, key_dict, account)
             self._initialized = True
 
     def get_conn(self) -> Any:
@@ -121,7 +106,8 @@ class EarthEngineHook(BaseHook):
         return ee
 
     def get_operation(self, name: str) -> dict:
-        """The Cloud API operation dict of ``name`` (``ee.data.getOperation``); ``ee`` errors propagate."""
+        """The Cloud API operation dict of ``name`` (``ee.data.getOperation``); errors propagate
+        untranslated: the waiting paths decide on them with ``operations.decide_poll_error``."""
         return dict(self.get_conn().data.getOperation(name))
 
     async def aget_operation(self, name: str) -> dict:

@@ -2,10 +2,12 @@
 
 ``execute()`` starts the export, then defers to :class:`EarthEngineExportTrigger` (the worker slot is
 freed while Earth Engine computes) or, with ``deferrable=False``, blocks in
-:func:`soilclay.composites.ee_operations.wait_for_export`. Both paths decide with the same
-:func:`~soilclay.composites.ee_operations.export_outcome` and fail with the same soilclay errors:
+:func:`soilclay.earthengine.operations.wait_for_export`. Both paths decide with the same
+:func:`~soilclay.earthengine.operations.export_outcome` and
+:func:`~soilclay.earthengine.operations.decide_poll_error`, and fail with the same soilclay errors:
 :class:`FinalExternalError` for a failed or cancelled export, :class:`TransientExternalError` when it
-is still running at the timeout.
+is still running at the timeout or the budget of consecutive transient poll errors ran out, and the
+poll error's own class (:mod:`soilclay.earthengine.errors`) when reading the operation failed for good.
 
 Tasks run in the ``earthengine`` pool by default (create it with the number of concurrent exports
 the project's Earth Engine quota allows); a deferred task leaves the pool slot unless the pool counts
@@ -21,8 +23,9 @@ from typing import Any
 
 from airflow.sdk import BaseOperator
 
-from soilclay.composites import ee_operations
-from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
+from soilclay.earthengine import operations
+from soilclay.earthengine.errors import error_of_kind
+from soilclay.errors import BadInputError, FinalExternalError
 from soilclay_airflow.hooks.earthengine import EarthEngineHook
 from soilclay_airflow.triggers.earthengine import DEFAULT_POLL_INTERVAL_S, EarthEngineExportTrigger
 
@@ -47,8 +50,9 @@ class EarthEngineExportOperator(BaseOperator):
     """Export ``sensor``'s composite of ``recipe`` over ``aoi_geometry`` (GeoJSON, EPSG:4326) and
     ``period`` (``[start, end]`` inclusive ISO dates) to ``gs://bucket/prefix/name.tif``; return that URI.
 
-    ``poll_interval`` and ``timeout`` (seconds, counted from the start of the export) apply to both
-    the deferrable and the waiting path.
+    ``poll_interval``, ``timeout`` (seconds, counted from the start of the export) and
+    ``poll_error_budget`` (consecutive transient poll errors retried) apply to both the deferrable
+    and the waiting path.
     """
 
     template_fields: Sequence[str] = ("recipe", "sensor", "aoi_geometry", "period", "name", "bucket", "prefix")
@@ -57,7 +61,8 @@ class EarthEngineExportOperator(BaseOperator):
     def __init__(self, *, recipe: dict, sensor: str, aoi_geometry: dict, period: Sequence[str], name: str,
                  bucket: str, prefix: str = "", conn_id: str = EarthEngineHook.default_conn_name,
                  deferrable: bool = True, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
-                 timeout: float = ee_operations.DEFAULT_WAIT_TIMEOUT_S, **kwargs: Any) -> None:
+                 timeout: float = operations.DEFAULT_WAIT_TIMEOUT_S,
+                 poll_error_budget: int = operations.DEFAULT_POLL_ERROR_BUDGET, **kwargs: Any) -> None:
         kwargs.setdefault("pool", EARTHENGINE_POOL)
         super().__init__(**kwargs)
         self.recipe = recipe
@@ -71,6 +76,7 @@ class EarthEngineExportOperator(BaseOperator):
         self.deferrable = deferrable
         self.poll_interval = poll_interval
         self.timeout = timeout
+        self.poll_error_budget = poll_error_budget
 
     def execute(self, context: Any) -> str:
         from soilclay.composites.recipe import Recipe
@@ -87,10 +93,12 @@ class EarthEngineExportOperator(BaseOperator):
         if self.deferrable:
             self.defer(trigger=EarthEngineExportTrigger(operation_name=operation, conn_id=self.conn_id,
                                                         poll_interval=self.poll_interval, timeout=self.timeout,
-                                                        started_at=started_at, uri=uri),
+                                                        started_at=started_at, uri=uri,
+                                                        poll_error_budget=self.poll_error_budget),
                        method_name="execute_complete", kwargs={"uri": uri})
-        ee_operations.wait_for_export(operation, get_operation=hook.get_operation, poll_seconds=self.poll_interval,
-                                    timeout_seconds=self.timeout, sleep=_sleep)
+        operations.wait_for_export(operation, get_operation=hook.get_operation, poll_seconds=self.poll_interval,
+                                   timeout_seconds=self.timeout, poll_error_budget=self.poll_error_budget,
+                                   sleep=_sleep)
         self.log.info("Earth Engine export %s succeeded -> %s", operation, uri)
         return uri
 
@@ -103,6 +111,5 @@ class EarthEngineExportOperator(BaseOperator):
                 raise FinalExternalError(f"export {event.get('operation')} succeeded but reported no destination")
             self.log.info("%s -> %s", message, result)
             return result
-        if status == "timeout":
-            raise TransientExternalError(message)
-        raise FinalExternalError(message)
+        # Events of older triggers carry no error_kind: a timeout was transient, anything else final.
+        raise error_of_kind(event.get("error_kind") or ("transient" if status == "timeout" else "final"), message)

@@ -35,6 +35,7 @@ from soilclay.io.store._common import (
     ObjectStore,
     _redact,
     check_key,
+    split_gs_url,
 )
 from soilclay.io.store.gcs import GcsStore
 from soilclay.io.store.local import LocalStore
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
     from google.cloud import storage
 
 __all__ = ["ACCEPTED_URLS", "COMPLETE_MARKER", "STAGING_DIR", "GcsStore", "LocalStore", "ObjectStore", "check_key",
-           "open_store"]
+           "open_store", "split_gs_url"]
 
 
 def open_store(url: str, *, gcs_client: storage.Client | None = None) -> ObjectStore:
