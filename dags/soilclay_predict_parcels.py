@@ -25,10 +25,10 @@ Runs when the **COMPOSITES** or the **MODEL** asset is updated. `plan` pins the 
 version and the AOI's newest composites and cuts the AOI's parcels into `parcel_id` ranges of
 `chunk_size` (`soilclay.predict.run.plan_predictions`); one mapped `predict_chunk` task per range
 estimates the parcels that have no estimate from that model on those composites yet
-(`predict_aoi` with the pins and the range), so re-running writes nothing and a failed chunk is
-retried alone. A chunk is *skipped* if the champion changed after planning (the new champion's
-MODEL event triggers a fresh run), so one run never mixes two models or two composite versions;
-at most two chunks run at once (each loads the model).
+(`predict_aoi` with `plan.request_for(chunk)`: the pins and the range), so re-running writes nothing
+and a failed chunk is retried alone. A chunk is *skipped* if the champion changed after planning
+(the new champion's MODEL event triggers a fresh run), so one run never mixes two models or two
+composite versions; at most two chunks run at once (each loads the model).
 
 `model_version`: when given it must be the current champion, else the run fails (no retry).
 Before the first champion (the first COMPOSITES event also starts the first training) or before
@@ -81,32 +81,31 @@ def soilclay_predict_parcels() -> None:
 
     @task
     def chunks(planned: dict[str, Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+        from soilclay.predict.run import PredictPlan
+
         if params["dry_run"]:
             print(f"dry run: would estimate {planned['parcels_in_aoi']} parcels in {len(planned['chunks'])} chunks")
             return []
-        pins = {k: planned[k] for k in ("aoi", "model_version", "s2_composite_id", "s1_composite_id")}
-        return [{**pins, "first": lo, "last": hi} for lo, hi in planned["chunks"]]
+        return PredictPlan.from_dict(planned).chunk_args()
 
     @task(map_index_template="{{ task.op_kwargs['chunk']['first'] }}..{{ task.op_kwargs['chunk']['last'] }}",
           max_active_tis_per_dagrun=2)
-    def predict_chunk(chunk: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+    def predict_chunk(chunk: dict[str, Any], planned: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         """Estimate the chunk's parcels not yet estimated by the pinned model on the pinned composites."""
-        from soilclay.cli.predict import predictor_factory
         from soilclay.errors import ChampionChangedError
         from soilclay.io.store import open_store
-        from soilclay.predict.run import predict_aoi
+        from soilclay.predict.run import PredictPlan, predict_aoi
+        from soilclay.serving.factory import ServingChoice, predictor_factory
 
+        plan = PredictPlan.from_dict(planned)
         with soilclay_runtime() as (settings, engine):
             settings.work_dir.mkdir(parents=True, exist_ok=True)
             with task_run(engine, "predict", params={**chunk, "serving": params["serving"]}) as run:
+                factory = predictor_factory(ServingChoice.from_settings(settings, params["serving"], "grpc"))
+                request = plan.request_for((chunk["first"], chunk["last"]), run_id=run.run_id,
+                                           workdir=settings.work_dir)
                 try:
-                    outcome = predict_aoi(engine, aoi_name=chunk["aoi"],
-                                          predictor_factory=predictor_factory(settings, params["serving"], "grpc"),
-                                          store=open_store(settings.store_url), run_id=run.run_id,
-                                          workdir=settings.work_dir, model_version=chunk["model_version"],
-                                          s2_composite_id=chunk["s2_composite_id"],
-                                          s1_composite_id=chunk["s1_composite_id"],
-                                          parcel_range=(chunk["first"], chunk["last"]), pin_composites=True)
+                    outcome = predict_aoi(engine, request, factory, store=open_store(settings.store_url))
                 except ChampionChangedError as exc:  # a retrain promoted a new model: its MODEL event reruns us
                     run.status, run.summary, outcome = "skipped", {"reason": str(exc)}, None
                 else:
@@ -143,7 +142,7 @@ def soilclay_predict_parcels() -> None:
         """Fails (upstream_failed) when any chunk failed, so the run does too."""
 
     planned = plan()
-    estimated = predict_chunk.expand(chunk=chunks(planned))
+    estimated = predict_chunk.partial(planned=planned).expand(chunk=chunks(planned))
     publish_predictions(planned, estimated)
     estimated >> all_chunks_estimated()
 

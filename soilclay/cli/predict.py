@@ -7,29 +7,6 @@ import click
 from soilclay.settings import Settings
 
 
-def predictor_factory(settings: Settings, serving: str, protocol: str):
-    """How to build a predictor for the champion version: in-process SavedModel or TF Serving."""
-
-    def build(champion):
-        if serving == "local":
-            from soilclay.serving.predictor import InProcessPredictor
-
-            return InProcessPredictor(champion.artefact_uri, champion.version)
-        from soilclay.serving.predictor import TFServingPredictor
-
-        target = settings.tf_serving_grpc if protocol == "grpc" else settings.tf_serving_rest
-        predictor = TFServingPredictor(target, settings.tf_serving_model, champion.version, protocol=protocol)
-        predictor.check_ready()
-        # The champion is loaded: move the 'champion' label to it (second step of the swap).
-        from soilclay.serving.config import write_models_config
-
-        write_models_config(settings.tf_serving_config_dir / "models.config", model_name=settings.tf_serving_model,
-                            base_path=settings.tf_serving_base_path, version=champion.version)
-        return predictor
-
-    return build
-
-
 @click.command("predict")
 @click.option("--aoi", "aoi_name", required=True, help="AOI whose parcels to estimate.")
 @click.option("--serving", type=click.Choice(["local", "tfserving"]), default="local", show_default=True,
@@ -45,17 +22,19 @@ def predict(settings: Settings, aoi_name: str, serving: str, protocol: str, max_
     from soilclay.db.engine import make_engine
     from soilclay.db.runs import recorded_run
     from soilclay.io.store import open_store
-    from soilclay.predict.run import predict_aoi
+    from soilclay.predict.run import PredictRequest, predict_aoi
+    from soilclay.serving.factory import ServingChoice, predictor_factory
 
+    choice = ServingChoice.from_settings(settings, serving, protocol)
     engine = make_engine(settings.database_url)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
-    with recorded_run(engine, "predict", params={"aoi": aoi_name, "serving": serving, "max_pixels": max_pixels,
-                                                 "inward_buffer_m": inward_buffer}) as run:
-        factory = predictor_factory(settings, serving, protocol)
-        outcome = predict_aoi(engine, aoi_name=aoi_name, predictor_factory=factory,
-                              store=open_store(settings.store_url), run_id=run.run_id, max_pixels=max_pixels,
-                              inward_buffer_m=inward_buffer, min_pixels=min_pixels, workdir=settings.work_dir,
-                              progress=True)
-        run.summary = {"estimated": outcome.estimated, "written": outcome.written, "flags": outcome.flagged}
-    engine.dispose()
+    try:
+        with recorded_run(engine, "predict", params={"aoi": aoi_name, "serving": serving, "max_pixels": max_pixels,
+                                                     "inward_buffer_m": inward_buffer}) as run:
+            request = PredictRequest(aoi_name, run.run_id, max_pixels=max_pixels, min_pixels=min_pixels,
+                                     inward_buffer_m=inward_buffer, workdir=settings.work_dir)
+            outcome = predict_aoi(engine, request, predictor_factory(choice), store=open_store(settings.store_url))
+            run.summary = {"estimated": outcome.estimated, "written": outcome.written, "flags": outcome.flagged}
+    finally:
+        engine.dispose()
     click.echo(outcome.render())

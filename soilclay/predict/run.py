@@ -2,34 +2,131 @@
 
 Only parcels without an estimate for this (model version, composite versions) are computed, so a
 re-run does nothing and an interrupted run resumes. The predictor is the champion SavedModel
-in-process (the default) or TF Serving pinned to the champion version.
+in-process (the default) or TF Serving pinned to the champion version
+(:mod:`soilclay.serving.factory`).
 
-For parallel work (one Airflow task per chunk) :func:`plan_predictions` fixes the champion version
-and the composites once and cuts the AOI's parcels into ``parcel_id`` ranges; :func:`predict_aoi`
-with those pins and one range estimates that chunk only, and refuses to run when the champion has
-changed since the plan (mixing two models in one run would leave a map stitched from both).
+What one run does is a frozen, validated :class:`PredictRequest`: the AOI, the run id, the expected
+champion version, a :class:`CompositePin` per sensor (:data:`NEWEST`, :data:`NONE` or one composite
+id), an optional ``parcel_id`` range and the pixel options. For parallel work (one Airflow task per
+chunk) :func:`plan_predictions` fixes the champion version and the composites once and cuts the AOI's
+parcels into ``parcel_id`` ranges; :meth:`PredictPlan.request_for` makes the request of one chunk, and
+:func:`predict_aoi` refuses to run it when the champion has changed since the plan (mixing two models
+in one run would leave a map stitched from both).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Literal
 
-import geopandas as gpd
 import numpy as np
-import shapely
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from soilclay.db import composites as composite_rows
+from soilclay.db import parcels as parcels_repo
 from soilclay.db.aois import get_aoi
+from soilclay.db.tx import reading
 from soilclay.errors import BadInputError, ChampionChangedError, NotReadyError
+from soilclay.io.store.local_copy import local_path
 from soilclay.predict.aggregate import aggregate
 from soilclay.predict.pixels import parcel_pixels
 from soilclay.predict.write import write_estimates
 
 log = logging.getLogger(__name__)
+
+#: More mapped tasks than this is a planning mistake (Airflow's max_map_length is 1024): chunks grow.
+MAX_CHUNKS = 1000
+
+
+def _is_int(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+@dataclass(frozen=True)
+class CompositePin:
+    """Which composite of a sensor a run uses: ``newest`` (the AOI's newest version), ``none`` (no composite
+    of that sensor; Sentinel-1 only) or ``id`` (the composite ``composite_id``, checked to be the AOI's)."""
+
+    kind: Literal["newest", "none", "id"]
+    composite_id: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("newest", "none", "id"):
+            raise BadInputError(f"a composite pin is 'newest', 'none' or 'id', found {self.kind!r}")
+        if (self.kind == "id") != (self.composite_id is not None):
+            raise BadInputError(f"a composite pin has an id exactly when its kind is 'id', found kind "
+                                f"{self.kind!r} with composite_id {self.composite_id!r}")
+        if self.composite_id is not None and not _is_int(self.composite_id, 1):
+            raise BadInputError(f"composite_id must be an integer >= 1, found {self.composite_id!r}")
+
+    @classmethod
+    def of(cls, composite_id: int) -> CompositePin:
+        """The composite ``composite_id``."""
+        return cls("id", composite_id)
+
+    @classmethod
+    def exactly(cls, composite_id: int | None) -> CompositePin:
+        """Exactly what was planned: the composite ``composite_id``, or none when it is None."""
+        return NONE if composite_id is None else cls.of(composite_id)
+
+    def __str__(self) -> str:
+        return f"composite {self.composite_id}" if self.kind == "id" else self.kind
+
+
+NEWEST = CompositePin("newest")
+NONE = CompositePin("none")
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """One prediction run. ``model_version``: the champion expected (None: whatever it is);
+    ``parcel_range``: inclusive ``parcel_id`` bounds in bytewise order (None: every parcel of the AOI);
+    ``max_pixels`` usable pixels per parcel at most (sampled), ``min_pixels`` fewer usable ones give a flag
+    and no number, ``inward_buffer_m`` metres shaved off parcel edges; ``workdir`` holds downloads."""
+
+    aoi: str
+    run_id: str
+    model_version: int | None = None
+    s2: CompositePin = NEWEST
+    s1: CompositePin = NEWEST
+    parcel_range: tuple[str, str] | None = None
+    max_pixels: int = 200
+    min_pixels: int = 3
+    inward_buffer_m: float = 0.0
+    workdir: Path | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("aoi", "run_id"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name).strip():
+                raise BadInputError(f"{name} must be a non-empty string, found {getattr(self, name)!r}")
+        if self.model_version is not None and not _is_int(self.model_version, 1):
+            raise BadInputError(f"model_version must be an integer >= 1 or None, found {self.model_version!r}")
+        for name in ("s2", "s1"):
+            if not isinstance(getattr(self, name), CompositePin):
+                raise BadInputError(f"{name} must be a CompositePin (NEWEST, NONE or CompositePin.of(id)), found "
+                                    f"{getattr(self, name)!r}")
+        if self.s2 == NONE:
+            raise BadInputError("estimates need a Sentinel-2 composite: s2 may be NEWEST or an id, not NONE")
+        if self.parcel_range is not None:
+            bounds = tuple(self.parcel_range) if isinstance(self.parcel_range, list | tuple) else ()
+            if len(bounds) != 2 or not all(isinstance(b, str) for b in bounds) or bounds[0] > bounds[1]:
+                raise BadInputError(f"parcel_range must be (first, last) parcel ids with first <= last (bytewise), "
+                                    f"found {self.parcel_range!r}")
+            object.__setattr__(self, "parcel_range", bounds)
+        if not _is_int(self.max_pixels, 1):
+            raise BadInputError(f"max_pixels must be an integer >= 1, found {self.max_pixels!r}")
+        if not _is_int(self.min_pixels, 0):
+            raise BadInputError(f"min_pixels must be an integer >= 0, found {self.min_pixels!r}")
+        buffer = self.inward_buffer_m
+        if isinstance(buffer, bool) or not isinstance(buffer, int | float) or not (0 <= buffer < math.inf):
+            raise BadInputError(f"inward_buffer_m must be a finite number of metres >= 0, found {buffer!r}")
+        if self.workdir is not None:
+            object.__setattr__(self, "workdir", Path(self.workdir))
 
 
 @dataclass
@@ -72,19 +169,33 @@ class PredictPlan:
                 "s1_composite_id": self.s1_composite_id, "parcels_in_aoi": self.parcels_in_aoi,
                 "chunks": [list(c) for c in self.chunks]}
 
+    @classmethod
+    def from_dict(cls, data: dict) -> PredictPlan:
+        """The plan :meth:`as_dict` wrote (e.g. passed between Airflow tasks as JSON)."""
+        try:
+            return cls(data["aoi"], data["model_version"], data["s2_composite_id"], data["s1_composite_id"],
+                       int(data["parcels_in_aoi"]), tuple((lo, hi) for lo, hi in data["chunks"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise BadInputError(f"not a prediction plan (expected the keys of PredictPlan.as_dict): {e!r}") from e
 
-#: parcel ids compare bytewise everywhere (plan and chunks), whatever the database's collation.
-_IN_AOI = ("FROM soilclay.parcels p JOIN soilclay.aois a ON ST_Intersects(p.geom, a.geom) WHERE a.aoi_id = :a"
-           " AND (CAST(:lo AS text) IS NULL OR p.parcel_id COLLATE \"C\" BETWEEN :lo AND :hi)")
+    def chunk_args(self) -> list[dict]:
+        """One JSON-able dict per chunk (a mapped task's argument): the pins and the ``first``/``last`` ids."""
+        pins = {"aoi": self.aoi, "model_version": self.model_version, "s2_composite_id": self.s2_composite_id,
+                "s1_composite_id": self.s1_composite_id}
+        return [{**pins, "first": lo, "last": hi} for lo, hi in self.chunks]
+
+    def request_for(self, chunk: tuple[str, str] | list[str], *, run_id: str, **options: Any) -> PredictRequest:
+        """The request estimating ``chunk`` (one of :attr:`chunks`) with the planned champion and exactly the
+        planned composites (a planned "no S1" stays none); ``options``: the pixel options and ``workdir``."""
+        bounds = tuple(chunk)
+        if bounds not in self.chunks:
+            raise BadInputError(f"{bounds!r} is not a chunk of the plan for AOI {self.aoi} "
+                                f"({len(self.chunks)} chunks)")
+        return PredictRequest(self.aoi, run_id, self.model_version, CompositePin.of(self.s2_composite_id),
+                              CompositePin.exactly(self.s1_composite_id), bounds, **options)  # type: ignore[arg-type]
 
 
-#: More mapped tasks than this is a planning mistake (Airflow's max_map_length is 1024): chunks grow.
-MAX_CHUNKS = 1000
-
-
-def _resolve(conn, aoi_name: str, model_version: int | None, s2_id: int | None, s1_id: int | None,
-             pinned: bool = False):
-    from soilclay.features.points import pick_composite
+def _resolve(conn, aoi_name: str, model_version: int | None, s2_pin: CompositePin, s1_pin: CompositePin):
     from soilclay.model import registry
 
     aoi = get_aoi(conn, aoi_name)
@@ -94,8 +205,9 @@ def _resolve(conn, aoi_name: str, model_version: int | None, s2_id: int | None, 
     if model_version is not None and champion.version != model_version:
         raise ChampionChangedError(f"model version {model_version} was requested (or planned) but the champion "
                                    f"is now version {champion.version}; estimates come from the champion only")
-    s2 = pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-2", s2_id)
-    s1 = None if pinned and s1_id is None else pick_composite(conn, aoi.aoi_id, aoi.name, "sentinel-1", s1_id)
+    s2 = composite_rows.pick(conn, aoi.aoi_id, aoi.name, "sentinel-2", s2_pin.composite_id)
+    s1 = None if s1_pin == NONE else composite_rows.pick(conn, aoi.aoi_id, aoi.name, "sentinel-1",
+                                                         s1_pin.composite_id)
     if s2 is None:
         raise NotReadyError(f"AOI {aoi.name} has no Sentinel-2 composite yet: run `soilclay composites build`")
     return aoi, champion, s2, s1
@@ -105,75 +217,51 @@ def plan_predictions(engine: Engine, *, aoi_name: str, chunk_size: int = 500,
                      model_version: int | None = None) -> PredictPlan:
     """Pin the champion and the newest composites; cut the AOI's parcels into ranges of ``chunk_size``
     (enlarged when that would make more than :data:`MAX_CHUNKS` chunks)."""
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+    if not _is_int(chunk_size, 1):
         raise BadInputError(f"chunk_size must be an integer >= 1, found {chunk_size!r}")
-    with engine.connect() as conn:
-        aoi, champion, s2, s1 = _resolve(conn, aoi_name, model_version, None, None)
-        total = conn.execute(text(f"SELECT count(*) {_IN_AOI}"), {"a": aoi.aoi_id, "lo": None, "hi": None}).scalar_one()
-        chunk_size = max(chunk_size, -(-int(total) // MAX_CHUNKS))
-        rows = conn.execute(text(
-            "SELECT min(id) AS lo, max(id) AS hi FROM ("
-            " SELECT p.parcel_id COLLATE \"C\" AS id, (row_number() OVER (ORDER BY p.parcel_id COLLATE \"C\") - 1)"
-            f" / :size AS chunk {_IN_AOI}) t GROUP BY chunk ORDER BY chunk"),
-            {"a": aoi.aoi_id, "size": chunk_size, "lo": None, "hi": None}).all()
+    with reading(engine, f"planning predictions for AOI {aoi_name}") as conn:
+        aoi, champion, s2, s1 = _resolve(conn, aoi_name, model_version, NEWEST, NEWEST)
+        total = parcels_repo.count_in_aoi(conn, aoi.aoi_id)
+        chunks = parcels_repo.id_chunks(conn, aoi.aoi_id, max(chunk_size, -(-total // MAX_CHUNKS)))
     return PredictPlan(aoi.name, champion.version, s2.composite_id, None if s1 is None else s1.composite_id,
-                       int(total), tuple((r.lo, r.hi) for r in rows))
+                       total, chunks)
 
 
-def _todo(engine: Engine, aoi_id: int, model_version: int, s2: int, s1: int | None,
-          parcel_range: tuple[str, str] | None) -> tuple[gpd.GeoDataFrame, int]:
-    lo, hi = parcel_range if parcel_range is not None else (None, None)
-    with engine.connect() as conn:
-        total = conn.execute(text(f"SELECT count(*) {_IN_AOI}"), {"a": aoi_id, "lo": lo, "hi": hi}).scalar_one()
-        rows = conn.execute(text(
-            f"SELECT p.parcel_id, ST_AsBinary(p.geom) AS wkb {_IN_AOI} AND NOT EXISTS ("
-            " SELECT 1 FROM soilclay.parcel_predictions pp WHERE pp.parcel_id = p.parcel_id"
-            " AND pp.model_version = :m AND pp.s2_composite_id = :s2"
-            " AND pp.s1_composite_id IS NOT DISTINCT FROM :s1) ORDER BY p.parcel_id"),
-            {"a": aoi_id, "m": model_version, "s2": s2, "s1": s1, "lo": lo, "hi": hi}).all()
-    geoms = shapely.from_wkb([bytes(r.wkb) for r in rows]) if rows else []
-    frame = gpd.GeoDataFrame({"parcel_id": [r.parcel_id for r in rows]}, geometry=list(geoms), crs="EPSG:4326")
-    return frame, int(total)
+def predict_aoi(engine: Engine, request: PredictRequest, predictor_factory, store=None) -> PredictOutcome:
+    """Estimate the parcels of ``request`` not yet estimated by the champion on its composites.
 
-
-def predict_aoi(engine: Engine, *, aoi_name: str, predictor_factory, store=None, run_id: str,
-                max_pixels: int = 200, inward_buffer_m: float = 0.0, min_pixels: int = 3,
-                workdir: Path | None = None, progress: bool = False, model_version: int | None = None,
-                s2_composite_id: int | None = None, s1_composite_id: int | None = None,
-                parcel_range: tuple[str, str] | None = None, pin_composites: bool = False) -> PredictOutcome:
-    """``predictor_factory(champion) -> Predictor`` builds the predictor for the champion version.
-
-    Defaults: the champion, the newest composites, every parcel of the AOI. ``model_version`` (must be
-    the champion), ``s2_composite_id`` / ``s1_composite_id`` and ``parcel_range`` (inclusive ``parcel_id``
-    bounds, bytewise order) pin them, as a :class:`PredictPlan` chunk does; with ``pin_composites`` the
-    composite ids are exact (a None S1 id means "no S1", not "the newest"). A champion other than
-    ``model_version`` raises :class:`ChampionChangedError`.
+    ``predictor_factory(champion) -> Predictor`` builds the predictor for the champion version (see
+    :func:`soilclay.serving.factory.predictor_factory`); ``store`` is where ``gs://`` composites are read
+    from. A champion other than ``request.model_version`` raises :class:`ChampionChangedError`.
     """
-    from soilclay.features.points import local_path
-
+    if not isinstance(request, PredictRequest):
+        raise BadInputError(f"predict_aoi needs a PredictRequest, found {type(request).__name__}")
     started = time.monotonic()
-    with engine.connect() as conn:
-        aoi, champion, s2, s1 = _resolve(conn, aoi_name, model_version, s2_composite_id, s1_composite_id,
-                                         pin_composites)
+    with reading(engine, f"resolving the model and composites of AOI {request.aoi}") as conn:
+        aoi, champion, s2, s1 = _resolve(conn, request.aoi, request.model_version, request.s2, request.s1)
     predictor = predictor_factory(champion)
     try:
         s1_id = s1.composite_id if s1 is not None and "sar" in predictor.inputs else None
-        parcels, total = _todo(engine, aoi.aoi_id, champion.version, s2.composite_id, s1_id, parcel_range)
+        with reading(engine, f"finding the parcels of AOI {aoi.name} to estimate") as conn:
+            total = parcels_repo.count_in_aoi(conn, aoi.aoi_id, request.parcel_range)
+            parcels = parcels_repo.parcels_to_estimate(conn, aoi.aoi_id, model_version=champion.version,
+                                                       s2_composite_id=s2.composite_id, s1_composite_id=s1_id,
+                                                       parcel_range=request.parcel_range)
         if parcels.empty:
             return PredictOutcome(aoi.name, champion.version, s2.composite_id, s1_id, total, 0, 0, {}, 0,
                                   time.monotonic() - started)
-        with tempfile.TemporaryDirectory(prefix="soilclay-predict-", dir=workdir) as tmp:
+        with tempfile.TemporaryDirectory(prefix="soilclay-predict-", dir=request.workdir) as tmp:
             s2_path = local_path(s2.uri, store, Path(tmp))
             s1_path = local_path(s1.uri, store, Path(tmp)) if s1_id is not None else None
-            pixels = parcel_pixels(parcels, s2_path, s1_path, predictor.inputs, inward_buffer_m=inward_buffer_m,
-                                   max_pixels=max_pixels)
+            pixels = parcel_pixels(parcels, s2_path, s1_path, predictor.inputs,
+                                   inward_buffer_m=request.inward_buffer_m, max_pixels=request.max_pixels)
         out = predictor.predict(pixels.arrays)
         estimates = aggregate(pixels.parcel_ids, pixels.parcel, np.asarray(out["clay"], float),
                               np.asarray(out["clay_lower"], float), np.asarray(out["clay_upper"], float),
                               np.asarray(out["in_domain"], bool), pixels.total_pixels, pixels.usable_pixels,
-                              min_pixels=min_pixels)
+                              min_pixels=request.min_pixels)
         written = write_estimates(engine, estimates, model_version=champion.version,
-                                  s2_composite_id=s2.composite_id, s1_composite_id=s1_id, run_id=run_id)
+                                  s2_composite_id=s2.composite_id, s1_composite_id=s1_id, run_id=request.run_id)
     finally:
         predictor.close()
     flagged: dict[str, int] = {}

@@ -1,25 +1,19 @@
-"""Write per-parcel estimates to PostGIS: COPY into a temporary staging table, then one INSERT …
-ON CONFLICT DO NOTHING into ``soilclay.parcel_predictions``, all in one transaction. Re-running the
-same (parcel, model version, composite versions) writes nothing; a failure leaves the previous
-results intact and no partial rows visible; ``parcel_clay_latest`` changes only at the commit."""
+"""Write per-parcel estimates to PostGIS in one transaction (:func:`soilclay.db.predictions.insert_estimates`:
+COPY into a staging table, then one INSERT … ON CONFLICT DO NOTHING into ``soilclay.parcel_predictions``).
+Re-running the same (parcel, model version, composite versions) writes nothing; a failure leaves the
+previous results intact and no partial rows visible; ``parcel_clay_latest`` changes only at the commit.
+A row the database refuses raises :class:`~soilclay.errors.BadInputError`, a lost connection
+:class:`~soilclay.errors.TransientExternalError`."""
 
 from __future__ import annotations
 
 import math
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine
 
+from soilclay.db import predictions
+from soilclay.db.tx import transaction
 from soilclay.predict.aggregate import ParcelEstimates
-
-_COLUMNS = ("parcel_id", "model_version", "s2_composite_id", "s1_composite_id", "run_id", "clay_mean",
-            "clay_median", "clay_lower", "clay_upper", "pixel_count", "bare_fraction", "out_of_domain_share", "flags")
-_STAGING = """
-CREATE TEMP TABLE predictions_staging (
-    parcel_id text, model_version integer, s2_composite_id bigint, s1_composite_id bigint, run_id text,
-    clay_mean real, clay_median real, clay_lower real, clay_upper real, pixel_count integer,
-    bare_fraction real, out_of_domain_share real, flags text[]
-) ON COMMIT DROP
-"""
 
 
 def _num(value: float) -> float | None:
@@ -28,6 +22,7 @@ def _num(value: float) -> float | None:
 
 def rows(est: ParcelEstimates, *, model_version: int, s2_composite_id: int, s1_composite_id: int | None,
          run_id: str):
+    """The estimate rows, in :data:`soilclay.db.predictions.COLUMNS` order (NaN as NULL)."""
     for i, pid in enumerate(est.parcel_ids):
         yield (pid, model_version, s2_composite_id, s1_composite_id, run_id, _num(est.clay_mean[i]),
                _num(est.clay_median[i]), _num(est.clay_lower[i]), _num(est.clay_upper[i]), int(est.pixel_count[i]),
@@ -37,15 +32,9 @@ def rows(est: ParcelEstimates, *, model_version: int, s2_composite_id: int, s1_c
 def write_estimates(engine: Engine, est: ParcelEstimates, *, model_version: int, s2_composite_id: int,
                     s1_composite_id: int | None, run_id: str) -> int:
     """Insert the estimates in one transaction; returns how many rows were new."""
-    with engine.begin() as conn:
-        conn.execute(text(_STAGING))
-        cursor = conn.connection.dbapi_connection.cursor()
-        with cursor.copy(f"COPY predictions_staging ({', '.join(_COLUMNS)}) FROM STDIN") as copy:
-            for row in rows(est, model_version=model_version, s2_composite_id=s2_composite_id,
-                            s1_composite_id=s1_composite_id, run_id=run_id):
-                copy.write_row(row)
-        inserted = conn.execute(text(
-            f"INSERT INTO soilclay.parcel_predictions ({', '.join(_COLUMNS)}) "
-            f"SELECT {', '.join(_COLUMNS)} FROM predictions_staging "
-            "ON CONFLICT ON CONSTRAINT parcel_predictions_unique DO NOTHING")).rowcount
-    return int(inserted)
+    what = (f"writing {len(est.parcel_ids)} parcel estimates of model v{model_version} "
+            f"(composites S2 {s2_composite_id}, S1 {s1_composite_id}, run {run_id})")
+    with transaction(engine, what) as conn:
+        return predictions.insert_estimates(conn, rows(est, model_version=model_version,
+                                                       s2_composite_id=s2_composite_id,
+                                                       s1_composite_id=s1_composite_id, run_id=run_id))

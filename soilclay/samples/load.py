@@ -50,9 +50,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import Engine, text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
+from soilclay.db import samples as samples_repo
+from soilclay.db.tx import transaction
 from soilclay.errors import BadInputError
 
 log = logging.getLogger(__name__)
@@ -363,26 +364,6 @@ def parse_samples(source: str | Path | pd.DataFrame, *, x_col: str | None = None
 
 # --------------------------------------------------------------------------- loading
 
-_UPSERT = text("""
-WITH input AS (
-    SELECT r.point_id, ST_SetSRID(ST_MakePoint(r.lon, r.lat), 4326) AS geom, r.clay, r.sand, r.silt, r.survey_date,
-           coalesce(r.attributes, '{}'::jsonb) AS attributes
-    FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r(
-        point_id text, lon float8, lat float8, clay real, sand real, silt real, survey_date date, attributes jsonb)
-), written AS (
-    INSERT INTO soilclay.samples AS s (source, point_id, geom, clay, sand, silt, survey_date, attributes)
-    SELECT :source, point_id, geom, clay, sand, silt, survey_date, attributes FROM input
-    ON CONFLICT (source, point_id, survey_date) DO UPDATE
-    SET geom = EXCLUDED.geom, clay = EXCLUDED.clay, sand = EXCLUDED.sand, silt = EXCLUDED.silt,
-        attributes = EXCLUDED.attributes, loaded_at = now()
-    WHERE NOT ST_OrderingEquals(s.geom, EXCLUDED.geom)
-       OR (s.clay, s.sand, s.silt, s.attributes)
-          IS DISTINCT FROM (EXCLUDED.clay, EXCLUDED.sand, EXCLUDED.silt, EXCLUDED.attributes)
-    RETURNING (s.xmax = 0) AS inserted
-)
-SELECT count(*) FILTER (WHERE inserted) AS inserted, count(*) FILTER (WHERE NOT inserted) AS updated FROM written
-""")
-
 
 def _json_rows(samples: pd.DataFrame) -> str:
     def num(v: Any) -> float | None:
@@ -400,6 +381,7 @@ def load_samples(engine: Engine, path: str | Path, *, source: str, x_col: str | 
 
     The key is (source, point id, survey date): reloading inserts nothing, changed values update
     their row. Returns the counts and every problem by CSV row number (bad rows are never inserted).
+    A row the database refuses raises :class:`BadInputError` naming the file; nothing is then stored.
     """
     if not isinstance(source, str) or not source.strip():
         raise BadInputError(f"a sample source name is required (e.g. 'lucas2018'), found {source!r}")
@@ -413,11 +395,8 @@ def load_samples(engine: Engine, path: str | Path, *, source: str, x_col: str | 
         log.warning("%s: %d more problems", path, len(problems) - 20)
     if samples.empty:
         return report
-    try:
-        with engine.begin() as conn:
-            counts = conn.execute(_UPSERT, {"rows": _json_rows(samples), "source": report.source}).one()
-    except IntegrityError as e:
-        raise BadInputError(f"the database refused the samples of {path}: {e.orig}") from e
+    with transaction(engine, f"loading samples from {path} (source {report.source!r})") as conn:
+        counts = samples_repo.upsert_samples(conn, _json_rows(samples), report.source)
     report.inserted, report.updated = counts.inserted, counts.updated
     report.unchanged = report.valid - report.inserted - report.updated
     log.info("%s: %d inserted, %d updated, %d unchanged, %d rows skipped", path, report.inserted, report.updated,

@@ -166,7 +166,7 @@ def test_a_failing_write_leaves_nothing(fresh_engine, small_world, monkeypatch):
 
     monkeypatch.setattr(parcel_load, "CHUNK", 10)
     monkeypatch.setattr(parcel_load, "_json_rows", second_chunk_breaks)
-    with pytest.raises(BadInputError, match=r"the database refused the parcels of .*parcels\.gpkg"):
+    with pytest.raises(BadInputError, match=r"loading parcels from .*parcels\.gpkg: the database (refused|could not)"):
         load_parcels(fresh_engine, small_world / "parcels.gpkg")
     assert len(calls) == 2 and _stored(fresh_engine).empty
 

@@ -13,7 +13,7 @@ from soilclay.model.config import ModelConfig
 from soilclay.model.pipeline import retrain
 from soilclay.parcels.load import load_parcels
 from soilclay.predict import write as write_module
-from soilclay.predict.run import plan_predictions, predict_aoi
+from soilclay.predict.run import NONE, CompositePin, PredictRequest, plan_predictions, predict_aoi
 from soilclay.serving.predictor import InProcessPredictor
 from tests.worlds import FAST, prepared_world_db
 
@@ -35,7 +35,7 @@ def world_db(db_factory, small_world, tmp_path_factory):
 
 def _run(engine, store, run_id):
     with recorded_run(engine, "predict", run_id=run_id) as run:
-        return predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id=run.run_id)
+        return predict_aoi(engine, PredictRequest("demo-small", run.run_id), _local, store=store)
 
 
 def _latest(engine) -> pd.DataFrame:
@@ -85,7 +85,7 @@ def test_failure_mid_write_leaves_previous_results_intact(world_db, monkeypatch)
     monkeypatch.setattr(write_module, "rows", broken_rows)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM soilclay.parcel_predictions WHERE parcel_id LIKE 'DEMO-0000%'"))
-    with pytest.raises(Exception, match="parcel_predictions_(mean_range|interval_order)"):
+    with pytest.raises(BadInputError, match="parcel_predictions_(mean_range|interval_order)"):
         _run(engine, store, "predict-broken")
     with engine.connect() as conn:
         missing = conn.execute(text(
@@ -143,29 +143,29 @@ def test_chunked_run_equals_the_whole_run_and_pins_the_champion(world_db):
     assert bounds == sorted(bounds, key=lambda b: b.encode()) and len(set(bounds)) == len(bounds)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM soilclay.parcel_predictions"))
-    pins = {"model_version": plan.model_version, "s2_composite_id": plan.s2_composite_id,
-            "s1_composite_id": plan.s1_composite_id}
+    pins = {"model_version": plan.model_version, "s2": CompositePin.of(plan.s2_composite_id),
+            "s1": CompositePin.of(plan.s1_composite_id)}
     counts = []
     for i, (lo, hi) in enumerate(plan.chunks):
         with recorded_run(engine, "predict", run_id=f"predict-chunk-{i}") as run:
-            out = predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store,
-                              run_id=run.run_id, parcel_range=(lo, hi), **pins)
+            out = predict_aoi(engine, PredictRequest("demo-small", run.run_id, parcel_range=(lo, hi), **pins),
+                              _local, store=store)
         counts.append(out.estimated)
     assert counts[:-1] == [37] * (len(plan.chunks) - 1) and sum(counts) == len(whole)
     chunked = _latest(engine).set_index("parcel_id").loc[whole.index]
     assert chunked["run_id"].str.startswith("predict-chunk-").all()
     np.testing.assert_allclose(chunked["clay"].to_numpy(float), whole["clay"].to_numpy(float), atol=1e-4)
-    again = predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id="x",
-                        parcel_range=plan.chunks[0], **pins)
+    again = predict_aoi(engine, PredictRequest("demo-small", "x", parcel_range=plan.chunks[0], **pins), _local,
+                        store=store)
     assert (again.estimated, again.written) == (0, 0)
     # Pinned "no S1" means none, not the newest S1: this SAR model then refuses (unpinned it would find
     # the chunk done with the newest S1 and return quietly).
     with pytest.raises(BadInputError, match="needs SAR inputs but no Sentinel-1 composite"):
-        predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id="z",
-                    parcel_range=plan.chunks[0], **{**pins, "s1_composite_id": None}, pin_composites=True)
+        predict_aoi(engine, PredictRequest("demo-small", "z", parcel_range=plan.chunks[0], **{**pins, "s1": NONE}),
+                    _local, store=store)
     with pytest.raises(ChampionChangedError, match="model version 7 was requested .* champion is now version 1"):
-        predict_aoi(engine, aoi_name="demo-small", predictor_factory=_local, store=store, run_id="y",
-                    parcel_range=plan.chunks[0], **{**pins, "model_version": 7})
+        predict_aoi(engine, PredictRequest("demo-small", "y", parcel_range=plan.chunks[0],
+                                           **{**pins, "model_version": 7}), _local, store=store)
     with pytest.raises(BadInputError, match="chunk_size"):
         plan_predictions(engine, aoi_name="demo-small", chunk_size=0)
 

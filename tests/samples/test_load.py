@@ -149,7 +149,7 @@ def test_a_failing_write_leaves_nothing(engine, small_world, monkeypatch):
         return rows.replace('"clay": 23.0', '"clay": 500.0', 1)  # one row the database refuses
 
     monkeypatch.setattr(sl, "_json_rows", poisoned)
-    with pytest.raises(BadInputError, match="the database refused the samples"):
+    with pytest.raises(BadInputError, match=r"loading samples from .*samples\.csv .*: the database refused the data"):
         load_samples(engine, small_world / "samples.csv", source=source)
     assert _stored(engine, source).empty
 
