@@ -22,8 +22,9 @@ Before the AOI has a Sentinel-2 composite (a monthly run on a fresh system) the 
 (recorded as `skipped` in `soilclay.pipeline_runs`), not failed.
 
 **Asset**: `publish_model` emits **MODEL** (`extra`: version, previous champion) only when this run
-made a *new* version the champion; when the candidate was rejected or nothing new was trained it is
-skipped and no event is emitted.
+made a *new* version the champion (the library decides: `RetrainOutcome.new_champion`, also true for a
+retry whose earlier try of the same DAG run promoted the version); when the candidate was rejected or
+nothing new was trained it is skipped and no event is emitted.
 
 **Params**: `aoi`, `force_retrain` (promote even if it does not beat the champion, and retrain on
 unchanged inputs), `dry_run`.
@@ -43,17 +44,6 @@ def _model_config(path: str) -> Any:
         return ModelConfig.parse(json.loads(Path(path).read_text()))
     except (OSError, ValueError) as exc:
         raise BadInputError(f"SOILCLAY_MODEL_CONFIG_FILE={path}: cannot read a JSON model config: {exc}") from exc
-
-
-def registered_by_run(engine: Any, version: int, dag_id: str, run_id: str) -> bool:
-    """Whether a try of DAG run ``run_id`` registered model ``version``: then it is this run's new
-    champion even when a retry finds it champion already (an earlier try promoted it, then failed)."""
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        return bool(conn.execute(text(
-            "SELECT 1 FROM soilclay.model_versions WHERE version = :v AND run_id LIKE :p"),
-            {"v": version, "p": f"train:{dag_id}:{run_id}:%"}).first())
 
 
 @dag(
@@ -81,39 +71,32 @@ def soilclay_retrain() -> None:
             print(f"dry run: would retrain on AOI {aoi} (force={force})")
             return {"aoi": aoi, "version": None, "status": "dry-run", "new_champion": False}
         from soilclay.errors import NotReadyError
-        from soilclay.model import registry
+        from soilclay.model.pipeline import RetrainRequest
         from soilclay.model.pipeline import retrain as run_retrain
+        from soilclay.serving.publish import ServingConfigTarget
 
+        dag_run = get_current_context()["dag_run"]
         with soilclay_runtime() as (settings, engine):
-            with engine.connect() as conn:
-                before = registry.current_champion(conn)
             settings.work_dir.mkdir(parents=True, exist_ok=True)
             with task_run(engine, "train", params={"aoi": aoi, "force": force,
                                                    "config_file": settings.model_config_file}) as run:
                 config = _model_config(settings.model_config_file)
+                request = RetrainRequest(aoi, config, settings.store_url, settings.model_base_path, force=force,
+                                         run_id=run.run_id, workdir=settings.work_dir,
+                                         serving=ServingConfigTarget.from_settings(settings),
+                                         dag_run=(dag_run.dag_id, dag_run.run_id))
                 try:
-                    outcome = run_retrain(engine, aoi_name=aoi, store_url=settings.store_url,
-                                          model_base_path=settings.model_base_path, config=config, force=force,
-                                          run_id=run.run_id, workdir=settings.work_dir,
-                                          serving_config_dir=settings.tf_serving_config_dir,
-                                          serving_model=settings.tf_serving_model,
-                                          serving_base_path=settings.tf_serving_base_path)
+                    outcome = run_retrain(engine, request)
                 except NotReadyError as exc:  # e.g. the monthly run before the first composites
                     run.status, run.summary, outcome = "skipped", {"reason": str(exc)}, None
                 else:
                     run.summary = {"version": outcome.version, "status": outcome.status,
                                    "samples": outcome.samples, "config_hash": config.hash()}
-            previous = before.version if before else None
-            dag_run = get_current_context()["dag_run"]
-            new_champion = outcome is not None and outcome.status == "champion" and (
-                outcome.version != previous
-                or registered_by_run(engine, outcome.version, dag_run.dag_id, dag_run.run_id))
         if outcome is None:
             raise AirflowSkipException(f"not ready: {run.summary['reason']}")
         print(outcome.render())
         return {"aoi": aoi, "version": outcome.version, "status": outcome.status, "reason": outcome.reason,
-                "previous_champion": previous if previous != outcome.version else None,
-                "new_champion": new_champion}
+                "previous_champion": outcome.previous_champion, "new_champion": outcome.new_champion}
 
     @task(outlets=[MODEL])
     def publish_model(result: dict[str, Any]) -> dict[str, Any]:

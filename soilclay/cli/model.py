@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import click
-from sqlalchemy import text
 
 from soilclay.settings import Settings
 
@@ -27,18 +26,19 @@ def retrain(settings: Settings, aoi_name: str, config_path: Path | None, force: 
     from soilclay.db.engine import make_engine
     from soilclay.db.runs import recorded_run
     from soilclay.model.config import ModelConfig
+    from soilclay.model.pipeline import RetrainRequest
     from soilclay.model.pipeline import retrain as run_retrain
+    from soilclay.serving.publish import ServingConfigTarget
 
     config = ModelConfig.parse(json.loads(config_path.read_text()) if config_path else {})
     engine = make_engine(settings.database_url)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with recorded_run(engine, "train", params={"aoi": aoi_name, "force": force, "config": config.model_dump()}) as run:
-        outcome = run_retrain(engine, aoi_name=aoi_name, store_url=settings.store_url,
-                              model_base_path=settings.model_base_path, config=config, force=force,
-                              run_id=run.run_id, sources=list(sources) or None, workdir=settings.work_dir,
-                              progress=True, serving_config_dir=settings.tf_serving_config_dir,
-                              serving_model=settings.tf_serving_model,
-                              serving_base_path=settings.tf_serving_base_path)
+        request = RetrainRequest(aoi_name, config, settings.store_url, settings.model_base_path, force=force,
+                                 run_id=run.run_id, workdir=settings.work_dir,
+                                 serving=ServingConfigTarget.from_settings(settings),
+                                 sources=tuple(sources) or None, progress=True)
+        outcome = run_retrain(engine, request)
         run.summary = {"version": outcome.version, "status": outcome.status, "samples": outcome.samples}
     engine.dispose()
     click.echo(outcome.render())
@@ -48,18 +48,17 @@ def retrain(settings: Settings, aoi_name: str, config_path: Path | None, force: 
 @click.pass_obj
 def list_models(settings: Settings) -> None:
     """Model versions, newest first, with status and held-out metrics."""
+    from soilclay.db import models
     from soilclay.db.engine import make_engine
+    from soilclay.db.tx import reading
 
     engine = make_engine(settings.database_url)
-    with engine.connect() as conn:
-        rows = conn.execute(text(
-            "SELECT version, status, created_at, metrics->'models'->'cnn'->>'r2' AS r2, "
-            "metrics->'models'->'cnn'->>'rmse' AS rmse, decision_reason, artefact_uri "
-            "FROM soilclay.model_versions ORDER BY version DESC")).all()
+    with reading(engine, "listing model versions") as conn:
+        rows = models.list_versions(conn)
     engine.dispose()
     for r in rows:
-        r2 = f"{float(r.r2):.3f}" if r.r2 else "-"
-        rmse = f"{float(r.rmse):.2f}" if r.rmse else "-"
+        r2 = "-" if r.cnn_r2 is None else f"{r.cnn_r2:.3f}"
+        rmse = "-" if r.cnn_rmse is None else f"{r.cnn_rmse:.2f}"
         click.echo(f"v{r.version:<4} {r.status:<9} CNN R2 {r2} RMSE {rmse}  {r.artefact_uri}")
         click.echo(f"      {r.decision_reason}")
     if not rows:

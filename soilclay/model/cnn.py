@@ -1,7 +1,7 @@
 """The multi-input CNN for clay (after Tziolas et al. 2020, Remote Sensing 12:1389).
 
-- ``optical``: the ordered bare-soil spectrum (10 bands) as a 1-D signal through Conv1D blocks
-  (convolution, batch normalisation, leaky ReLU, max pooling);
+- ``optical``: the ordered bare-soil spectrum (the 10 :data:`~soilclay.contract.S2_BANDS`) as a 1-D signal
+  through Conv1D blocks (convolution, batch normalisation, leaky ReLU, max pooling);
 - ``sar`` (VV, VH, VV−VH in dB) and ``coords`` (lon, lat): dense branches;
 - concatenated, dense layers with dropout, one output: clay in %.
 
@@ -15,6 +15,7 @@ import os
 
 import numpy as np
 
+from soilclay.contract import INPUT_FEATURES
 from soilclay.model.config import CnnConfig
 from soilclay.model.features import Features
 
@@ -119,8 +120,6 @@ def spectral_attribution(model, features: Features) -> dict[str, float]:
     in absolute value over ``features`` and normalised to sum to 1."""
     import tensorflow as tf
 
-    from soilclay.model.config import OPTICAL_BANDS
-
     baseline = tf.constant(features.arrays["optical"].mean(axis=0, keepdims=True), tf.float32)
     tensors = {k: tf.constant(v) for k, v in features.arrays.items()}
     with tf.GradientTape() as tape:
@@ -129,4 +128,4 @@ def spectral_attribution(model, features: Features) -> dict[str, float]:
     grad = tape.gradient(pred, tensors["optical"])
     attribution = np.abs((grad * (tensors["optical"] - baseline)).numpy()).mean(axis=0)
     total = attribution.sum() or 1.0
-    return {band: float(v / total) for band, v in zip(OPTICAL_BANDS, attribution, strict=True)}
+    return {band: float(v / total) for band, v in zip(INPUT_FEATURES["optical"], attribution, strict=True)}

@@ -7,12 +7,10 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from soilclay.contract import INPUT_NAMES
+from soilclay.contract import S2_BANDS as OPTICAL_BANDS  # noqa: F401  (re-exported for cli/train.py)
 from soilclay.errors import BadInputError
 
-INPUT_NAMES = ("optical", "sar", "coords")
-OPTICAL_BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
-SAR_BANDS = ("VV", "VH", "VV_VH")
-COORD_COLUMNS = ("lon", "lat")
 Protocol = Literal["holdout", "kfold", "spatial"]
 
 

@@ -1,7 +1,8 @@
 """Export the trained clay model as one TF Serving-ready SavedModel, and publish it as a model version.
 
-The ``serving_default`` signature takes the raw inputs the model uses (``optical`` [None, 10], ``sar``
-[None, 3], ``coords`` [None, 2], all float32; normalisation lives inside the Keras model) and returns, per row:
+The ``serving_default`` signature (names, dtypes and columns in :mod:`soilclay.contract`) takes the raw inputs
+the model uses (``optical`` [None, 10], ``sar`` [None, 3], ``coords`` [None, 2], all float32; normalisation lives
+inside the Keras model) and returns, per row:
 
 - ``clay`` float32 [None]: the prediction in %, clipped to 0..100;
 - ``clay_lower``/``clay_upper`` float32 [None]: the split-conformal 90 % interval ``clay ∓ h``, clipped to
@@ -31,33 +32,28 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from soilclay.contract import (
+    INPUT_DTYPE,
+    INPUT_FEATURES,
+    INPUT_UNITS,
+    OUTPUT_DTYPES,
+    OUTPUTS,
+    SIGNATURE,
+    check_inputs,
+    check_model_version,
+    input_columns,
+)
 from soilclay.errors import BadInputError
 from soilclay.io.store import open_store
 from soilclay.model.domain import DomainModel
 
-#: The model's possible inputs, in the order features are concatenated, with their features.
-INPUT_FEATURES: dict[str, tuple[str, ...]] = {
-    "optical": ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12"),
-    "sar": ("VV", "VH", "VV_VH"),
-    "coords": ("lon", "lat"),
-}
-INPUT_UNITS = {"optical": "reflectance DN (0..10000)", "sar": "dB", "coords": "degrees, EPSG:4326"}
-OUTPUTS = ("clay", "clay_lower", "clay_upper", "in_domain")
-SIGNATURE = "serving_default"
 INTERVAL_LEVEL = 0.9
 CLAY_RANGE = (0.0, 100.0)
 METADATA_DIR = "assets.extra"
 METADATA_FILE = "soilclay_model.json"
 METADATA_FORMAT = "soilclay-model/1"
-
-
-def check_inputs(inputs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
-    """Return ``inputs`` as a tuple if it is a non-empty subset of :data:`INPUT_FEATURES` in its order."""
-    known = tuple(INPUT_FEATURES)
-    found = tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
-    if not found or any(name not in known for name in found) or found != tuple(n for n in known if n in found):
-        raise BadInputError(f"model inputs must be a non-empty subset of {known} in that order, found {found!r}")
-    return found
+_OUTPUT_UNITS: dict[str, dict[str, Any]] = {"clay": {"units": "%", "range": list(CLAY_RANGE)},
+                                            "clay_lower": {"units": "%"}, "clay_upper": {"units": "%"}}
 
 
 def _model_input_names(model: Any) -> set[str] | None:
@@ -128,14 +124,12 @@ def model_metadata(inputs: tuple[str, ...], interval_halfwidth: float, domain: D
         "format": METADATA_FORMAT,
         "signature": SIGNATURE,
         "inputs": list(inputs),
-        "input_specs": {name: {"shape": [None, len(INPUT_FEATURES[name])], "dtype": "float32",
+        "input_specs": {name: {"shape": [None, len(INPUT_FEATURES[name])], "dtype": INPUT_DTYPE.name,
                                "features": list(INPUT_FEATURES[name]), "units": INPUT_UNITS[name]}
                         for name in inputs},
         "features": [f"{name}:{f}" for name in inputs for f in INPUT_FEATURES[name]],
-        "outputs": {"clay": {"dtype": "float32", "shape": [None], "units": "%", "range": list(CLAY_RANGE)},
-                    "clay_lower": {"dtype": "float32", "shape": [None], "units": "%"},
-                    "clay_upper": {"dtype": "float32", "shape": [None], "units": "%"},
-                    "in_domain": {"dtype": "bool", "shape": [None]}},
+        "outputs": {name: {"dtype": OUTPUT_DTYPES[name].name, "shape": [None], **_OUTPUT_UNITS.get(name, {})}
+                    for name in OUTPUTS},
         "interval": {"method": "split-conformal", "level": INTERVAL_LEVEL, "halfwidth": interval_halfwidth,
                      "centre": "clipped clay"},
         "domain": domain.to_dict(),
@@ -157,7 +151,7 @@ def export_savedmodel(model: Any, inputs: tuple[str, ...], interval_halfwidth: f
     halfwidth = _check_halfwidth(interval_halfwidth)
     if not isinstance(domain, DomainModel):
         raise BadInputError(f"domain must be a DomainModel, found {type(domain).__name__}")
-    width = sum(len(INPUT_FEATURES[name]) for name in inputs)
+    width = len(input_columns(inputs))
     if domain.n_features != width:
         raise BadInputError(f"the domain has {domain.n_features} features but inputs {list(inputs)} have {width}")
     _check_model(model, inputs)
@@ -170,7 +164,7 @@ def export_savedmodel(model: Any, inputs: tuple[str, ...], interval_halfwidth: f
     except (TypeError, ValueError) as e:
         raise BadInputError(f"model metadata must be JSON-serialisable with finite numbers: {e}") from e
 
-    signature = [{name: tf.TensorSpec([None, len(INPUT_FEATURES[name])], tf.float32, name=name)
+    signature = [{name: tf.TensorSpec([None, len(INPUT_FEATURES[name])], tf.as_dtype(INPUT_DTYPE), name=name)
                   for name in inputs}]
     archive = keras.export.ExportArchive()
     archive.track(model)
@@ -199,8 +193,7 @@ def publish_model(local_dir: Path, model_base_path: str, version: int) -> str:
     version raises :class:`~soilclay.errors.FinalExternalError`, since versions are immutable once published.
     The tree appears whole or not at all, closed by a ``_COMPLETE`` marker (see :mod:`soilclay.io.store`).
     """
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise BadInputError(f"model version must be an integer >= 1 (TF Serving directory name), found {version!r}")
+    version = check_model_version(version)
     root = _check_export_dir(local_dir)
     return open_store(model_base_path).publish_dir(root, str(version))
 

@@ -1,5 +1,5 @@
 """The feature set shared by the CNN and its baselines: per-input arrays plus the flat matrix the
-Random Forest and ANN see. Column names are the contract with composites and serving."""
+Random Forest and ANN see. Inputs and their columns are :data:`soilclay.contract.INPUT_FEATURES`."""
 
 from __future__ import annotations
 
@@ -8,30 +8,24 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from soilclay.contract import INPUT_FEATURES, split_frame
 from soilclay.errors import BadInputError
-from soilclay.model.config import COORD_COLUMNS, OPTICAL_BANDS, SAR_BANDS
-
-COLUMNS = {"optical": OPTICAL_BANDS, "sar": SAR_BANDS, "coords": COORD_COLUMNS}
 
 
 @dataclass(frozen=True)
 class Features:
-    """Float32 arrays per model input, in the order of :data:`COLUMNS`."""
+    """Float32 arrays per model input, in the order of :data:`soilclay.contract.INPUT_FEATURES`."""
 
     arrays: dict[str, np.ndarray]
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame, inputs: tuple[str, ...], *, source: str = "table") -> Features:
-        arrays = {}
-        for name in inputs:
-            missing = [c for c in COLUMNS[name] if c not in frame.columns]
-            if missing:
-                raise BadInputError(f"{source}: input {name!r} needs columns {list(COLUMNS[name])}, missing {missing}")
-            values = frame[list(COLUMNS[name])].to_numpy(dtype=np.float32)
+        """The ``inputs`` taken from ``frame`` by column name; raise if a column is missing or a value not finite."""
+        arrays = split_frame(frame, inputs, source=source)
+        for name, values in arrays.items():
             if not np.isfinite(values).all():
                 bad = int((~np.isfinite(values)).any(axis=1).sum())
                 raise BadInputError(f"{source}: {bad} rows have missing or non-finite {name} values")
-            arrays[name] = values
         return cls(arrays)
 
     @property
@@ -40,7 +34,7 @@ class Features:
 
     @property
     def columns(self) -> list[str]:
-        return [c for name in self.arrays for c in COLUMNS[name]]
+        return [c for name in self.arrays for c in INPUT_FEATURES[name]]
 
     def __len__(self) -> int:
         return len(next(iter(self.arrays.values())))

@@ -1,20 +1,17 @@
 """Retraining: samples → features → CNN/RF/ANN → validation → champion/challenger gate → publish.
 
-The gate compares the candidate and the current champion on the SAME held-out data that NEITHER
-has seen: a fixed gate set of samples (those whose stable hash of source and point id falls in
-the first ``gate_fraction``) is never used for training by any version, so the comparison stays
-fair across versions (a champion evaluated on samples it was trained on would always win). Both
-are scored on today's composite features; the candidate is its final model, the champion the
-served SavedModel. Validation protocols and the final fit use the other samples. A promoted version is
-published to the TF Serving base path ``{model_base_path}/{version}/``; a rejected one to
-``{store}/models/rejected/{version}/``, never where serving looks. The report (JSON and plots)
-travels inside the SavedModel under ``assets.extra/report/`` and, as JSON, in
-``soilclay.model_versions.metrics``.
+:func:`retrain` takes one :class:`RetrainRequest`. A fixed gate set of samples is held out from
+training by every version (:mod:`soilclay.model.gate`); validation protocols and the final fit use the
+other samples. A promoted version is published to the TF Serving base path
+``{model_base_path}/{version}/`` (its number from :func:`choose_version`); a rejected one to
+``{store}/models/rejected/{version}/``, never where serving looks. The report (JSON and plots) travels
+inside the SavedModel under ``assets.extra/report/`` and, as JSON, in ``soilclay.model_versions.metrics``.
+Whether the run made a *new* champion (a MODEL event is due) is decided here too
+(:func:`soilclay.model.registry.champion_change`), not by the caller: :class:`RetrainOutcome` says so.
 """
 
 from __future__ import annotations
 
-import logging
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -24,190 +21,222 @@ import numpy as np
 from pyproj import Transformer
 from sqlalchemy import Engine
 
+from soilclay.db import models
+from soilclay.db.tx import reading
 from soilclay.errors import BadInputError
 from soilclay.io.store import open_store
+from soilclay.model import registry
 from soilclay.model.config import ModelConfig
-from soilclay.model.experiment import Experiment, run_experiment
+from soilclay.model.experiment import run_experiment
 from soilclay.model.features import Features
+from soilclay.model.gate import evaluate as gate_evaluation
+from soilclay.model.gate import gate_mask
+from soilclay.model.report import jsonable
 from soilclay.model.table import utm_for
+from soilclay.serving.publish import ServingConfigTarget, write_serving_config
 
-log = logging.getLogger(__name__)
-GATE_MODEL = "cnn"
+__all__ = ["RetrainOutcome", "RetrainRequest", "ServingConfigTarget", "choose_version", "gate_mask", "retrain",
+           "write_serving_config"]
 
 
-@dataclass
+def _nonempty(value, name: str, *, optional: bool = False) -> None:
+    if (value is None and optional) or (isinstance(value, str) and value.strip()):
+        return
+    raise BadInputError(f"retrain {name} must be a non-empty string{' or None' if optional else ''}, found {value!r}")
+
+
+def _refuse(ok: bool, what: str, value) -> None:
+    if not ok:
+        raise BadInputError(f"retrain {what}, found {value!r}")
+
+
+@dataclass(frozen=True)
+class RetrainRequest:
+    """One retraining: the AOI's samples and newest composites, trained with ``config``.
+
+    ``store_url``: the object store (composites; rejected models under ``models/rejected/``);
+    ``model_base_path``: TF Serving's base path for promoted versions. ``force``: retrain on unchanged
+    inputs and promote whatever the gate says. ``run_id``: the ``pipeline_runs`` row the version is
+    registered with. ``serving``: where a promotion writes TF Serving's config (None: nowhere).
+    ``sources``: only samples of these sources. ``dag_run``: ``(dag_id, dag_run_id)`` of the Airflow DAG
+    run this is a try of, so a retry after an earlier try's promotion still counts as a new champion.
+    """
+
+    aoi: str
+    config: ModelConfig
+    store_url: str
+    model_base_path: str
+    force: bool = False
+    run_id: str | None = None
+    workdir: Path | None = None
+    serving: ServingConfigTarget | None = None
+    sources: tuple[str, ...] | None = None
+    dag_run: tuple[str, str] | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        for name in ("aoi", "store_url", "model_base_path"):
+            _nonempty(getattr(self, name), name)
+        _nonempty(self.run_id, "run_id", optional=True)
+        _refuse(isinstance(self.config, ModelConfig), "config must be a ModelConfig", self.config)
+        for name in ("force", "progress"):
+            _refuse(isinstance(getattr(self, name), bool), f"{name} must be true or false", getattr(self, name))
+        if self.workdir is not None:
+            _refuse(isinstance(self.workdir, str | Path) and str(self.workdir).strip() != "",
+                    "workdir must be a directory path", self.workdir)
+            object.__setattr__(self, "workdir", Path(self.workdir))
+        _refuse(self.serving is None or isinstance(self.serving, ServingConfigTarget),
+                "serving must be a ServingConfigTarget or None", self.serving)
+        if self.sources is not None:
+            _refuse(isinstance(self.sources, tuple | list) and len(self.sources) > 0,
+                    "sources must be a non-empty list of names or None", self.sources)
+            object.__setattr__(self, "sources", tuple(self.sources))
+            for source in self.sources:
+                _nonempty(source, "source")
+        if self.dag_run is not None:
+            _refuse(isinstance(self.dag_run, tuple | list) and len(self.dag_run) == 2,
+                    "dag_run must be (dag_id, dag_run_id) or None", self.dag_run)
+            object.__setattr__(self, "dag_run", tuple(self.dag_run))
+            _nonempty(self.dag_run[0], "dag_id")
+            _nonempty(self.dag_run[1], "dag_run_id")
+
+
+@dataclass(frozen=True)
 class RetrainOutcome:
     version: int
-    status: str  # 'champion' or 'rejected'
+    status: str  # 'champion', 'rejected' or 'up-to-date'
     reason: str
     artefact_uri: str
     metrics: dict
     samples: int
+    #: This run made ``version`` the champion (also when an earlier try of the same DAG run did).
+    new_champion: bool = False
+    #: The champion it replaced (new champion), else the champion left in place; None when there is none.
+    previous_champion: int | None = None
 
     def render(self) -> str:
-        lines = [f"model version {self.version}: {self.status} ({self.reason})", f"  {self.artefact_uri}",
-                 f"  trained on {self.samples} samples; out-of-fold metrics:"]
-        for protocol, result in self.metrics["protocols"].items():
-            cells = "  ".join(f"{m.upper()} R2 {v['r2']:.3f} RMSE {v['rmse']:.2f} RPIQ {v['rpiq']:.2f}"
-                              for m, v in result["models"].items())
-            lines.append(f"    {protocol:<8} {cells}")
-        interval = self.metrics["interval"]
-        lines.append(f"  CNN 90 % interval ±{interval['halfwidth']:.2f} "
-                     f"(coverage {interval['empirical_coverage']:.3f})")
-        gate = self.metrics.get("data", {}).get("gate")
-        if gate:
-            champ = "none" if gate["champion_rmse"] is None else f"{gate['champion_rmse']:.2f}"
-            lines.append(f"  gate set ({gate['samples']} samples never trained on): candidate RMSE "
-                         f"{gate['candidate_rmse']:.2f}, champion RMSE {champ}")
-        return "\n".join(lines)
+        from soilclay.model.report import render_retrain
+
+        return render_retrain(self)
 
 
-def _versions_in(url: str) -> set[int]:
-    store = open_store(url)
-    return {int(k.split("/", 1)[0]) for k in store.list() if k.split("/", 1)[0].isdigit()}
-
-
-def _champion_rmse(champion, features: Features, y: np.ndarray, workdir: Path) -> float | None:
-    """RMSE of the served champion on these features, or None when its artefact cannot be used."""
-    from soilclay.model.export import load_serving
-
-    uri = champion.artefact_uri
-    local = Path(uri) if "://" not in uri else None
-    if local is None:  # gs://: fetch the version directory
-        store = open_store(uri.rsplit("/", 1)[0])
-        local = workdir / "champion"
-        version = uri.rstrip("/").rsplit("/", 1)[1]
-        for key in store.list(f"{version}/"):
-            store.download(key, local / key.split("/", 1)[1])
-    serve = load_serving(str(local))
-    wanted = set(serve.structured_input_signature[1])
-    if not wanted <= set(features.arrays):
-        log.warning("champion %s needs inputs %s the new data lacks: the gate cannot compare", champion.version, wanted)
-        return None
-    import tensorflow as tf
-
-    out = serve(**{k: tf.constant(v) for k, v in features.arrays.items() if k in wanted})
-    pred = np.asarray(out["clay"]).ravel()
-    return float(np.sqrt(np.mean((pred - y) ** 2)))
-
-
-def retrain(engine: Engine, *, aoi_name: str, store_url: str, model_base_path: str, config: ModelConfig,
-            force: bool = False, run_id: str | None = None, sources: list[str] | None = None,
-            workdir: Path | None = None, progress: bool = False, serving_config_dir: Path | None = None,
-            serving_model: str = "clay", serving_base_path: str = "/models/clay") -> RetrainOutcome:
-    from soilclay.features.points import features_for_aoi
-    from soilclay.model import registry
-    from soilclay.model.export import export_savedmodel, publish_model
-
-    store = open_store(store_url)
-    with tempfile.TemporaryDirectory(prefix="soilclay-retrain-", dir=workdir) as tmp_name:
+def retrain(engine: Engine, request: RetrainRequest) -> RetrainOutcome:
+    """Train, validate and gate on ``request``'s AOI; publish and register the new version (or return the
+    version already trained on exactly these inputs, as 'up-to-date', unless forced)."""
+    store = open_store(request.store_url)
+    with tempfile.TemporaryDirectory(prefix="soilclay-retrain-", dir=request.workdir) as tmp_name:
         tmp = Path(tmp_name)
-        table = features_for_aoi(engine, aoi_name, store=store, workdir=tmp, sources=sources)
-        frame = table.data
-        if len(frame) < 5 * config.folds:
-            raise BadInputError(f"only {len(frame)} samples with features in {aoi_name} ({table.render()}); "
-                                f"at least {5 * config.folds} needed")
-        available = ("optical", "coords") + (("sar",) if "VV" in frame.columns else ())
-        config = config.with_inputs(available)
-        in_gate = gate_mask(frame)
-        if in_gate.sum() < 5:
-            raise BadInputError(f"only {int(in_gate.sum())} of {len(frame)} samples fall in the gate set: "
-                                "at least 5 are needed to compare versions")
-        gate = Features.from_frame(frame[in_gate], config.inputs, source=f"gate samples of {aoi_name}")
-        y_gate = frame.loc[in_gate, "clay"].to_numpy(float)
-        frame = frame[~in_gate]
-        features = Features.from_frame(frame, config.inputs, source=f"features of {aoi_name}")
-        y = frame["clay"].to_numpy(float)
-        utm = utm_for(float(frame["lon"].mean()), float(frame["lat"].mean()))
-        xy = np.column_stack(Transformer.from_crs("EPSG:4326", utm, always_xy=True).transform(
-            frame["lon"].to_numpy(), frame["lat"].to_numpy()))
-        inputs_key = _inputs_key(config, table.data)
-        lineage = {**table.lineage, "aoi": aoi_name, "samples": int(len(frame)), "requested": table.requested,
-                   "excluded_nodata": table.excluded_nodata, "excluded_outside": table.excluded_outside,
-                   "sample_ids_hash": _hash_ids(frame["sample_id"].to_numpy()), "inputs_key": inputs_key,
-                   "run_id": run_id}
-        if not force:
-            done = _trained_on(engine, inputs_key)
+        data = _training_data(engine, request, store, tmp)
+        if not request.force:
+            done = _trained_on(engine, request, data.lineage["inputs_key"])
             if done is not None:
                 return done
-        experiment = run_experiment(features, y, config, primary="kfold", protocols=("holdout", "kfold", "spatial"),
-                                    xy=xy, final=True, lineage=lineage, progress=progress)
-        decision, champion = _gate(engine, experiment, gate, y_gate, tmp, force)
-        lineage = experiment.lineage
-        with engine.connect() as conn:
-            version = max([registry.next_version(conn), *(v + 1 for v in _versions_in(model_base_path)),
-                           *(v + 1 for v in _rejected_versions(store))])
-        export = tmp / "export"
-        report = experiment.report()
-        assert experiment.final is not None and experiment.domain is not None
-        export_savedmodel(experiment.final.cnn, features.inputs, experiment.halfwidth, experiment.domain, export,
-                          metadata={"version": version, "config_hash": config.hash(), "lineage": lineage,
-                                    "metrics": {"protocol": report["protocol"], "models": report["models"]}})
-        experiment.write(export / "assets.extra" / "report" / "report.json", y)
-        if decision.promote:
-            uri = publish_model(export, model_base_path, version)
-        else:
-            uri = store.publish_dir(export, f"models/rejected/{version}")
-        registry.register_candidate(engine, version=version, artefact_uri=uri, metrics=_jsonable(report),
-                                    training_data=_jsonable(lineage), config_hash=config.hash(), run_id=run_id)
-        status = registry.apply_decision(engine, version, decision,
-                                         expected_champion=champion.version if champion else None)
-        if status == "champion" and serving_config_dir is not None:
-            write_serving_config(serving_config_dir, serving_model, serving_base_path, version,
-                                 previous=champion.version if champion else None)
-        shutil.rmtree(export, ignore_errors=True)
-    return RetrainOutcome(version, status, decision.reason, uri, report, len(frame))
+        experiment = run_experiment(data.features, data.y, data.config, primary="kfold",
+                                    protocols=("holdout", "kfold", "spatial"), xy=data.xy, final=True,
+                                    lineage=data.lineage, progress=request.progress)
+        decision, champion = gate_evaluation(engine, experiment, data.gate, data.y_gate, tmp, request.force)
+        before = champion.version if champion else None
+        version = choose_version(engine, request.model_base_path, store)
+        uri, report = _publish(experiment, data, request, store, version, decision.promote, tmp / "export")
+        registry.register_candidate(engine, version=version, artefact_uri=uri, metrics=jsonable(report),
+                                    training_data=jsonable(experiment.lineage), config_hash=data.config.hash(),
+                                    run_id=request.run_id)
+        status = registry.apply_decision(engine, version, decision, expected_champion=before)
+        if status == "champion" and request.serving is not None:
+            target = request.serving
+            write_serving_config(target.config_dir, target.model, target.base_path, version, previous=before)
+    change = _champion_change(engine, request, version, before=before, replaced=before)
+    return RetrainOutcome(version, status, decision.reason, uri, report, len(data.y), change.new_champion,
+                          change.previous_champion)
 
 
-GATE_FRACTION = 0.1
+@dataclass(frozen=True)
+class _TrainingData:
+    config: ModelConfig  # with the inputs the data has
+    features: Features
+    y: np.ndarray
+    xy: np.ndarray
+    gate: Features
+    y_gate: np.ndarray
+    lineage: dict
 
 
-def write_serving_config(config_dir: Path, model: str, base_path: str, champion: int, previous: int | None) -> None:
-    """TF Serving's models.config (and monitoring.config) after a promotion. With a previous champion the
-    label stays on it while the new version loads (TF Serving refuses to move a label to a version not yet
-    loaded); :func:`soilclay.serving.config.write_models_config` with the new version alone completes the
-    swap once it is ready (``soilclay predict --serving tfserving`` does so)."""
-    from soilclay.serving.config import write_models_config, write_monitoring_config
+def _training_data(engine: Engine, request: RetrainRequest, store, tmp: Path) -> _TrainingData:
+    """The AOI's samples with features, split into the gate set and the training samples, with lineage."""
+    from soilclay.features.points import features_for_aoi
 
-    config_dir.mkdir(parents=True, exist_ok=True)
-    if previous is None:
-        write_models_config(config_dir / "models.config", model_name=model, base_path=base_path, version=champion)
+    aoi_name, config = request.aoi, request.config
+    table = features_for_aoi(engine, aoi_name, store=store, workdir=tmp,
+                             sources=list(request.sources) if request.sources else None)
+    frame = table.data
+    if len(frame) < 5 * config.folds:
+        raise BadInputError(f"only {len(frame)} samples with features in {aoi_name} ({table.render()}); "
+                            f"at least {5 * config.folds} needed")
+    config = config.with_inputs(("optical", "coords") + (("sar",) if "VV" in frame.columns else ()))
+    in_gate = gate_mask(frame)
+    if in_gate.sum() < 5:
+        raise BadInputError(f"only {int(in_gate.sum())} of {len(frame)} samples fall in the gate set: "
+                            "at least 5 are needed to compare versions")
+    gate = Features.from_frame(frame[in_gate], config.inputs, source=f"gate samples of {aoi_name}")
+    y_gate = frame.loc[in_gate, "clay"].to_numpy(float)
+    train = frame[~in_gate]
+    utm = utm_for(float(train["lon"].mean()), float(train["lat"].mean()))
+    xy = np.column_stack(Transformer.from_crs("EPSG:4326", utm, always_xy=True).transform(
+        train["lon"].to_numpy(), train["lat"].to_numpy()))
+    lineage = {**table.lineage, "aoi": aoi_name, "samples": int(len(train)), "requested": table.requested,
+               "excluded_nodata": table.excluded_nodata, "excluded_outside": table.excluded_outside,
+               "sample_ids_hash": _hash_ids(train["sample_id"].to_numpy()),
+               "inputs_key": _inputs_key(config, frame), "run_id": request.run_id}
+    return _TrainingData(config, Features.from_frame(train, config.inputs, source=f"features of {aoi_name}"),
+                         train["clay"].to_numpy(float), xy, gate, y_gate, lineage)
+
+
+def _publish(experiment, data: _TrainingData, request: RetrainRequest, store, version: int, promote: bool,
+             export: Path) -> tuple[str, dict]:
+    """Export the final CNN as SavedModel ``version`` with its report; publish it where serving looks
+    (promoted) or under ``models/rejected/``; return its URI and the report."""
+    from soilclay.model.export import export_savedmodel, publish_model
+
+    report = experiment.report()
+    assert experiment.final is not None and experiment.domain is not None
+    export_savedmodel(experiment.final.cnn, data.features.inputs, experiment.halfwidth, experiment.domain, export,
+                      metadata={"version": version, "config_hash": data.config.hash(), "lineage": experiment.lineage,
+                                "metrics": {"protocol": report["protocol"], "models": report["models"]}})
+    experiment.write(export / "assets.extra" / "report" / "report.json", data.y)
+    if promote:
+        uri = publish_model(export, request.model_base_path, version)
     else:
-        write_models_config(config_dir / "models.config", model_name=model, base_path=base_path, version=previous,
-                            also_load=[champion])
-    write_monitoring_config(config_dir / "monitoring.config")
+        uri = store.publish_dir(export, f"models/rejected/{version}")
+    shutil.rmtree(export, ignore_errors=True)
+    return uri, report
 
 
-def gate_mask(frame) -> np.ndarray:
-    """Samples in the fixed gate set: stable across versions, reloads and databases (hash of point id and
-    source, not of the database's sample id)."""
-    import hashlib
+def choose_version(engine: Engine, model_base_path: str, store) -> int:
+    """The version number a newly trained model is published and registered under (chosen nowhere else).
 
-    keys = (frame["source"].astype(str) + ":" if "source" in frame else "") + frame["point_id"].astype(str)
-    buckets = np.array([int(hashlib.sha256(k.encode()).hexdigest()[:8], 16) % 1000 for k in keys])
-    return buckets < int(GATE_FRACTION * 1000)
-
-
-def _gate(engine: Engine, experiment: Experiment, gate: Features, y: np.ndarray, tmp: Path, force: bool):
-    from soilclay.model import registry
-    from soilclay.model.cnn import predict_cnn
-
-    assert experiment.final is not None
-    candidate_rmse = float(np.sqrt(np.mean((np.clip(predict_cnn(experiment.final.cnn, gate), 0, 100) - y) ** 2)))
-    with engine.connect() as conn:
-        champion = registry.current_champion(conn)
-    champion_rmse = _champion_rmse(champion, gate, y, tmp) if champion else None
-    experiment.lineage["gate"] = {"samples": int(len(y)), "candidate_rmse": candidate_rmse,
-                                  "champion_version": champion.version if champion else None,
-                                  "champion_rmse": champion_rmse}
-    if champion is not None and champion_rmse is None and not force:
-        return registry.Decision(False, f"champion v{champion.version} cannot be evaluated on these inputs; "
-                                        "use force to replace it"), champion
-    return registry.decide(candidate_rmse, champion_rmse, force=force), champion
+    One more than the highest number already used wherever a version can exist, 1 when there is none:
+    registered in ``soilclay.model_versions`` (any status: a rejected number is never reused), a version
+    directory under the TF Serving base path ``{model_base_path}/{N}/``, or a rejected export under
+    ``{store}/models/rejected/{N}/``. The two directories count too because a run may have published an
+    export and then failed before registering it: its number must not name a different model later.
+    """
+    with reading(engine, "choosing the next model version") as conn:
+        registered = models.next_version(conn) - 1
+    published = {int(k.split("/", 1)[0]) for k in open_store(model_base_path).list() if k.split("/", 1)[0].isdigit()}
+    rejected = {int(k.split("/")[2]) for k in store.list("models/rejected") if k.split("/")[2].isdigit()}
+    return max([registered, *published, *rejected]) + 1
 
 
-def _rejected_versions(store) -> set[int]:
-    return {int(k.split("/")[2]) for k in store.list("models/rejected") if k.split("/")[2].isdigit()}
+def _champion_change(engine: Engine, request: RetrainRequest, version: int, *, before: int | None,
+                     replaced: int | None) -> registry.ChampionChange:
+    """Whether ``version`` is this run's new champion: the champion before vs now, and for a retried try
+    whether this DAG run registered it (an earlier try promoted it)."""
+    with reading(engine, f"checking whether model version {version} is a new champion") as conn:
+        after = models.champion_version(conn)
+        here = (request.dag_run is not None and after == version
+                and models.registered_in_dag_run(conn, version, *request.dag_run))
+    return registry.champion_change(version, before=before, after=after, registered_in_dag_run=here,
+                                    replaced=replaced)
 
 
 def _hash_ids(ids: np.ndarray) -> str:
@@ -224,25 +253,20 @@ def _inputs_key(config: ModelConfig, frame) -> str:
     return hashlib.sha256((config.hash() + "\n" + table).encode()).hexdigest()[:32]
 
 
-def _trained_on(engine: Engine, inputs_key: str) -> RetrainOutcome | None:
+def _trained_on(engine: Engine, request: RetrainRequest, inputs_key: str) -> RetrainOutcome | None:
     """The version already trained on exactly these inputs: retraining the same inputs changes nothing."""
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        row = conn.execute(text(
-            "SELECT version, status, artefact_uri, metrics, (training_data->>'samples')::int AS samples "
-            "FROM soilclay.model_versions WHERE training_data->>'inputs_key' = :k ORDER BY version DESC LIMIT 1"),
-            {"k": inputs_key}).first()
-    if row is None:
+    with reading(engine, "looking up a model version trained on these inputs") as conn:
+        done = models.trained_on(conn, inputs_key)
+        champion = models.champion_version(conn)
+    if done is None or done.status == "candidate":  # never gated (a try that failed in between): train anew
         return None
-    return RetrainOutcome(row.version, "up-to-date",
-                          f"version {row.version} ({row.status}) was trained on exactly these samples, features "
-                          "and config", row.artefact_uri, row.metrics, row.samples)
+    change = _champion_change(engine, request, done.version, before=champion, replaced=done.gated_against)
+    if change.new_champion and request.serving is not None:  # the earlier try may have failed before this
+        target = request.serving
+        write_serving_config(target.config_dir, target.model, target.base_path, done.version,
+                             previous=change.previous_champion)
+    return RetrainOutcome(done.version, "up-to-date",
+                          f"version {done.version} ({done.status}) was trained on exactly these samples, features "
+                          "and config", done.artefact_uri, done.metrics, done.samples, change.new_champion,
+                          change.previous_champion)
 
-
-def _jsonable(value):
-    import json
-
-    from soilclay.model.report import _clean
-
-    return json.loads(json.dumps(_clean(value), default=str))

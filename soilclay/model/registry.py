@@ -4,7 +4,7 @@ A trained model is registered as a *candidate* under the version it is published
 compares RMSEs; :func:`apply_decision` makes it the *champion* (retiring the previous one) or *rejected*, in one
 transaction under an advisory lock. The database's partial unique index keeps at most one champion whatever
 happens; :func:`servable_version` returns only that champion, so a rejected or untried version is never what
-serving is pointed at.
+serving is pointed at. The SQL is in :mod:`soilclay.db.models`; this module holds the rules.
 
 The comparison is only fair on the SAME held-out data: the caller evaluates the current champion on the new
 held-out set and passes that RMSE, not the one stored when the champion was trained (a different split).
@@ -22,22 +22,17 @@ import numbers
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Connection, Engine
 
-from soilclay.errors import BadInputError
+from soilclay.contract import check_model_version
+from soilclay.db import models
+from soilclay.db.models import GATE_LOCK, ChampionInfo, current_champion, next_version
+from soilclay.db.tx import transaction
+from soilclay.errors import BadInputError, TransientExternalError
 
-#: Key of the transaction-level advisory lock that serialises promotions.
-GATE_LOCK = "model_versions:gate"
+__all__ = ["GATE_LOCK", "ChampionChange", "ChampionInfo", "Decision", "apply_decision", "champion_change",
+           "current_champion", "decide", "next_version", "register_candidate", "servable_version"]
 _UNSET: Any = object()
-
-
-@dataclass(frozen=True)
-class ChampionInfo:
-    """The version serving should use, with what it was registered with."""
-
-    version: int
-    metrics: dict[str, Any]
-    artefact_uri: str
 
 
 @dataclass(frozen=True)
@@ -48,10 +43,14 @@ class Decision:
     reason: str
 
 
-def _check_version(version: Any) -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise BadInputError(f"model version must be an integer >= 1, found {version!r}")
-    return version
+@dataclass(frozen=True)
+class ChampionChange:
+    """What a retraining run did to the champion."""
+
+    #: This run made its version the champion (a MODEL event is due).
+    new_champion: bool
+    #: The champion it replaced (for a new champion), else the champion the run left in place; None when none.
+    previous_champion: int | None
 
 
 def _json(value: Any, name: str) -> str:
@@ -69,29 +68,18 @@ def _check_rmse(value: Any, name: str) -> float:
     return float(value)
 
 
-def next_version(conn: Connection) -> int:
-    """One more than the highest registered version (1 for an empty registry); rejected ones count too."""
-    return int(conn.execute(text("SELECT COALESCE(MAX(version), 0) + 1 FROM soilclay.model_versions")).scalar_one())
-
-
 def register_candidate(engine: Engine, *, version: int, artefact_uri: str, metrics: dict[str, Any],
                        training_data: dict[str, Any], config_hash: str, run_id: str | None) -> None:
     """Insert ``version`` as a candidate. Registering the same version, URI and config again is a no-op."""
-    version = _check_version(version)
+    version = check_model_version(version)
     if not isinstance(artefact_uri, str) or not artefact_uri.strip():
         raise BadInputError(f"artefact_uri must be a non-empty string, found {artefact_uri!r}")
-    params = {"v": version, "u": artefact_uri, "m": _json(metrics, "metrics"),
-              "t": _json(training_data, "training_data"), "c": config_hash, "r": run_id}
-    with engine.begin() as conn:
-        inserted = conn.execute(text(
-            "INSERT INTO soilclay.model_versions (version, artefact_uri, metrics, training_data, config_hash, run_id) "
-            "VALUES (:v, :u, CAST(:m AS jsonb), CAST(:t AS jsonb), :c, :r) ON CONFLICT DO NOTHING RETURNING version"),
-            params).scalar_one_or_none()
-        if inserted is not None:
+    metrics_json, training_json = _json(metrics, "metrics"), _json(training_data, "training_data")
+    with transaction(engine, f"registering model version {version}") as conn:
+        if models.insert_candidate(conn, version=version, artefact_uri=artefact_uri, metrics_json=metrics_json,
+                                   training_data_json=training_json, config_hash=config_hash, run_id=run_id):
             return
-        row = conn.execute(text(
-            "SELECT artefact_uri, config_hash FROM soilclay.model_versions WHERE version = :v"),
-            {"v": version}).one_or_none()
+        row = models.get_registration(conn, version)
     if row is None:
         raise BadInputError(f"artefact {artefact_uri!r} is already registered under another version than {version}")
     if (row.artefact_uri, row.config_hash) != (artefact_uri, config_hash):
@@ -100,17 +88,9 @@ def register_candidate(engine: Engine, *, version: int, artefact_uri: str, metri
             f"{row.config_hash!r}; found {artefact_uri!r} and {config_hash!r}. Use next_version() for a new model")
 
 
-def current_champion(conn: Connection) -> ChampionInfo | None:
-    """The champion, or None before the first promotion."""
-    row = conn.execute(text(
-        "SELECT version, metrics, artefact_uri FROM soilclay.model_versions WHERE status = 'champion'")).one_or_none()
-    return None if row is None else ChampionInfo(int(row.version), dict(row.metrics), row.artefact_uri)
-
-
 def servable_version(conn: Connection) -> int | None:
     """The only version serving may use: the champion's (candidates, rejected and retired ones never)."""
-    champion = current_champion(conn)
-    return None if champion is None else champion.version
+    return models.champion_version(conn)
 
 
 def decide(candidate_rmse: float, champion_rmse: float | None, *, force: bool = False,
@@ -141,14 +121,13 @@ def apply_decision(engine: Engine, version: int, decision: Decision, *,
     candidate otherwise raises. Pass ``expected_champion`` (the version, or None, the decision was made
     against) to refuse a stale decision when another model was promoted in between.
     """
-    version = _check_version(version)
+    version = check_model_version(version)
     if not isinstance(decision, Decision):
         raise BadInputError(f"decision must be a Decision, found {type(decision).__name__}")
     target = "champion" if decision.promote else "rejected"
-    with engine.begin() as conn:
-        conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:k))"), {"k": GATE_LOCK})
-        status = conn.execute(text("SELECT status FROM soilclay.model_versions WHERE version = :v FOR UPDATE"),
-                              {"v": version}).scalar_one_or_none()
+    with transaction(engine, f"applying the gate's decision on model version {version}") as conn:
+        models.lock_gate(conn)
+        status = models.status_for_update(conn, version)
         if status is None:
             raise BadInputError(f"model version {version} is not registered; register_candidate() it first")
         if status == target:
@@ -156,18 +135,31 @@ def apply_decision(engine: Engine, version: int, decision: Decision, *,
         if status != "candidate":
             raise BadInputError(f"model version {version} is {status!r}, expected a 'candidate' to become {target!r}")
         if expected_champion is not _UNSET:
-            current = conn.execute(text(
-                "SELECT version FROM soilclay.model_versions WHERE status = 'champion'")).scalar_one_or_none()
+            current = models.champion_version(conn)
             if current != expected_champion:
-                raise BadInputError(f"the decision on version {version} was made against champion "
-                                    f"{expected_champion}, but the champion is now {current}; decide again")
+                raise TransientExternalError(  # a lost race: a retry gates a fresh candidate against the new one
+                    f"the decision on version {version} was made against champion {expected_champion}, but the "
+                    f"champion is now {current}; decide again")
         if decision.promote:
-            # Retire first: the one-champion index is checked per statement.
-            conn.execute(text("UPDATE soilclay.model_versions SET status = 'retired' "
-                              "WHERE status = 'champion' AND version <> :v"), {"v": version})
-            conn.execute(text("UPDATE soilclay.model_versions SET status = 'champion', promoted_at = now(), "
-                              "decision_reason = :r WHERE version = :v"), {"v": version, "r": decision.reason})
+            models.promote(conn, version, decision.reason)
         else:
-            conn.execute(text("UPDATE soilclay.model_versions SET status = 'rejected', decision_reason = :r "
-                              "WHERE version = :v"), {"v": version, "r": decision.reason})
+            models.reject(conn, version, decision.reason)
     return target
+
+
+def champion_change(version: int, *, before: int | None, after: int | None, registered_in_dag_run: bool = False,
+                    replaced: int | None = None) -> ChampionChange:
+    """Whether a run that ended with model ``version`` made a new champion (pure).
+
+    ``before``/``after``: the champion's version before and after the run. ``version`` is a new champion when
+    it is the champion after the run and either was not before (this run promoted it), or this DAG run
+    registered it (``registered_in_dag_run``: an earlier try of the same DAG run promoted it and then failed,
+    so the retry finds it champion already; ``replaced`` is the champion that try replaced).
+    """
+    if after != version:
+        return ChampionChange(False, None if before == version else before)
+    if before != version:
+        return ChampionChange(True, before)
+    if registered_in_dag_run:
+        return ChampionChange(True, replaced)
+    return ChampionChange(False, None)

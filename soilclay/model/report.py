@@ -22,6 +22,11 @@ def _clean(value):
     return value
 
 
+def jsonable(value):
+    """``value`` as plain JSON types (numpy scalars unwrapped, non-finite floats None, the rest as text)."""
+    return json.loads(json.dumps(_clean(value), default=str))
+
+
 def write_json(report: dict, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -76,3 +81,22 @@ def plot_importances(importances: dict[str, dict[str, float]], path: Path) -> Pa
     fig.savefig(path, dpi=90)
     plt.close(fig)
     return path
+
+
+def render_retrain(outcome) -> str:
+    """The text summary of a :class:`soilclay.model.pipeline.RetrainOutcome`."""
+    lines = [f"model version {outcome.version}: {outcome.status} ({outcome.reason})", f"  {outcome.artefact_uri}",
+             f"  trained on {outcome.samples} samples; out-of-fold metrics:"]
+    for protocol, result in outcome.metrics["protocols"].items():
+        cells = "  ".join(f"{m.upper()} R2 {v['r2']:.3f} RMSE {v['rmse']:.2f} RPIQ {v['rpiq']:.2f}"
+                          for m, v in result["models"].items())
+        lines.append(f"    {protocol:<8} {cells}")
+    interval = outcome.metrics["interval"]
+    lines.append(f"  CNN 90 % interval ±{interval['halfwidth']:.2f} "
+                 f"(coverage {interval['empirical_coverage']:.3f})")
+    gate = outcome.metrics.get("data", {}).get("gate")
+    if gate:
+        champ = "none" if gate["champion_rmse"] is None else f"{gate['champion_rmse']:.2f}"
+        lines.append(f"  gate set ({gate['samples']} samples never trained on): candidate RMSE "
+                     f"{gate['candidate_rmse']:.2f}, champion RMSE {champ}")
+    return "\n".join(lines)

@@ -9,15 +9,15 @@ import numpy as np
 import pandas as pd
 from pyproj import CRS, Transformer
 
+from soilclay.contract import S1_BANDS, S2_BANDS
 from soilclay.errors import BadInputError
-from soilclay.model.config import OPTICAL_BANDS, SAR_BANDS
 from soilclay.model.features import Features
 
 
 @dataclass(frozen=True)
 class TableSpec:
     target: str
-    band_columns: tuple[str, ...] = OPTICAL_BANDS
+    band_columns: tuple[str, ...] = S2_BANDS
     sar_columns: tuple[str, ...] | None = None  # None: VV, VH, VV_VH when the table has them
     x_col: str | None = None
     y_col: str | None = None
@@ -49,21 +49,22 @@ def load_table(path: Path, spec: TableSpec, inputs: tuple[str, ...]) -> Table:
 def table_from_frame(frame: pd.DataFrame, spec: TableSpec, inputs: tuple[str, ...], source: str = "table") -> Table:
     if spec.target not in frame.columns:
         raise BadInputError(f"{source}: target column {spec.target!r} not found; columns: {list(frame.columns)}")
-    if len(spec.band_columns) != len(OPTICAL_BANDS):
-        raise BadInputError(f"--band-columns needs {len(OPTICAL_BANDS)} columns in the order {OPTICAL_BANDS}, "
+    if len(spec.band_columns) != len(S2_BANDS):
+        raise BadInputError(f"--band-columns needs {len(S2_BANDS)} columns in the order {S2_BANDS}, "
                             f"found {len(spec.band_columns)}")
     data = pd.DataFrame(index=frame.index)
     missing = [c for c in spec.band_columns if c not in frame.columns]
     if missing:
         raise BadInputError(f"{source}: band columns {missing} not found; columns: {list(frame.columns)}")
-    for ours, theirs in zip(OPTICAL_BANDS, spec.band_columns, strict=True):
+    for ours, theirs in zip(S2_BANDS, spec.band_columns, strict=True):
         data[ours] = frame[theirs]
     sar = spec.sar_columns if spec.sar_columns is not None else (
-        SAR_BANDS if all(c in frame.columns for c in SAR_BANDS) else ())
+        S1_BANDS if all(c in frame.columns for c in S1_BANDS) else ())
     if sar:
-        if len(sar) != 3 or any(c not in frame.columns for c in sar):
-            raise BadInputError(f"{source}: --sar-columns needs 3 existing columns (VV, VH, VV-VH), found {list(sar)}")
-        for ours, theirs in zip(SAR_BANDS, sar, strict=True):
+        if len(sar) != len(S1_BANDS) or any(c not in frame.columns for c in sar):
+            raise BadInputError(f"{source}: --sar-columns needs {len(S1_BANDS)} existing columns (for "
+                                f"{', '.join(S1_BANDS)}), found {list(sar)}")
+        for ours, theirs in zip(S1_BANDS, sar, strict=True):
             data[ours] = frame[theirs]
     xy = None
     if spec.x_col or spec.y_col:

@@ -1,11 +1,14 @@
-"""The champion/challenger gate: pure decision, applied in one locked transaction, one champion at most.
+"""The champion/challenger gate: pure decision, applied in one locked transaction, one champion at most;
+what counts as a new champion; the retraining request and how a version number is chosen.
 
 These tests need an empty registry, so they use a database of their own rather than the shared one.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -13,11 +16,16 @@ from sqlalchemy.exc import IntegrityError
 
 from soilclay.db import migrate
 from soilclay.db.engine import make_engine
-from soilclay.errors import BadInputError
+from soilclay.errors import BadInputError, TransientExternalError
+from soilclay.io.store import open_store
+from soilclay.model.config import ModelConfig
+from soilclay.model.pipeline import RetrainRequest, ServingConfigTarget, choose_version
 from soilclay.model.registry import (
+    ChampionChange,
     ChampionInfo,
     Decision,
     apply_decision,
+    champion_change,
     current_champion,
     decide,
     next_version,
@@ -57,6 +65,61 @@ def test_decide_force_promotes_a_worse_one():
 def test_decide_refuses_meaningless_numbers(cand, champ, margin):
     with pytest.raises(BadInputError, match="must be a finite number"):
         decide(cand, champ, min_improvement=margin)
+
+
+# --- what counts as a new champion: pure ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("kw", "expected"), [
+    ({"before": None, "after": 2}, ChampionChange(True, None)),  # the first champion
+    ({"before": 1, "after": 2}, ChampionChange(True, 1)),  # promoted over v1
+    ({"before": 1, "after": 1}, ChampionChange(False, 1)),  # rejected: v1 stays
+    ({"before": None, "after": None}, ChampionChange(False, None)),  # rejected, no champion at all
+    # A retry finds v2 champion already: new only if this DAG run registered it (then it replaced v1).
+    ({"before": 2, "after": 2, "registered_in_dag_run": True, "replaced": 1}, ChampionChange(True, 1)),
+    ({"before": 2, "after": 2, "replaced": 1}, ChampionChange(False, None)),
+    ({"before": 1, "after": 3}, ChampionChange(False, 1)),  # another run promoted v3 meanwhile
+])
+def test_champion_change(kw, expected):
+    version = 2
+    assert champion_change(version, **kw) == expected
+
+
+# --- the retraining request ---------------------------------------------------------------------------------
+
+
+def _request(**kw) -> RetrainRequest:
+    return RetrainRequest(**{"aoi": "demo", "config": ModelConfig.parse({}), "store_url": "/s",
+                             "model_base_path": "/m", **kw})
+
+
+def test_retrain_request_is_frozen_and_normalised():
+    request = _request(workdir="var/work", sources=["demo", "lucas"], dag_run=["soilclay_retrain", "manual__1"],
+                       serving=ServingConfigTarget("var/tf-serving"))
+    assert request.workdir == Path("var/work") and request.sources == ("demo", "lucas")
+    assert request.dag_run == ("soilclay_retrain", "manual__1")
+    assert request.serving == ServingConfigTarget(Path("var/tf-serving"), "clay", "/models/clay")
+    assert (request.force, request.run_id, _request().serving, _request().dag_run) == (False, None, None, None)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        request.force = True  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("kw", "message"), [
+    ({"aoi": ""}, "retrain aoi must be a non-empty string"),
+    ({"store_url": None}, "retrain store_url must be a non-empty string"),
+    ({"config": {"cnn": {}}}, "retrain config must be a ModelConfig"),
+    ({"force": "yes"}, "retrain force must be true or false"),
+    ({"run_id": ""}, "retrain run_id must be a non-empty string or None"),
+    ({"sources": "demo"}, "retrain sources must be a non-empty list"),
+    ({"sources": []}, "retrain sources must be a non-empty list"),
+    ({"dag_run": ("soilclay_retrain",)}, r"retrain dag_run must be \(dag_id, dag_run_id\)"),
+    ({"dag_run": ("soilclay_retrain", "")}, "retrain dag_run_id must be a non-empty string"),
+    ({"serving": "var/tf-serving"}, "retrain serving must be a ServingConfigTarget"),
+    ({"workdir": 3}, "retrain workdir must be a directory path"),
+])
+def test_retrain_request_refuses_what_it_cannot_run(kw, message):
+    with pytest.raises(BadInputError, match=message):
+        _request(**kw)
 
 
 # --- the registry in PostGIS ---------------------------------------------------------------------------------
@@ -190,7 +253,7 @@ def test_stale_decision_is_refused(reg):
     _register(reg, 3, 4.5)
     apply_decision(reg, 1, decide(5.0, None))
     apply_decision(reg, 2, decide(4.0, 5.0), expected_champion=1)
-    with pytest.raises(BadInputError, match="made against champion 1, but the champion is now 2"):
+    with pytest.raises(TransientExternalError, match="made against champion 1, but the champion is now 2"):
         apply_decision(reg, 3, decide(4.5, 5.0), expected_champion=1)
     assert _statuses(reg) == {1: "retired", 2: "champion", 3: "candidate"}
 
@@ -231,3 +294,18 @@ def test_concurrent_promotions_leave_exactly_one_champion(reg):
     assert sorted(statuses.values()) == ["champion"] + ["retired"] * 5
     with reg.connect() as conn:
         assert statuses[servable_version(conn)] == "champion"
+
+
+def test_the_version_number_is_one_more_than_any_used_anywhere(reg, tmp_path):
+    """Registered versions, published directories under the base path and rejected exports all count (a run may
+    have published and then failed before registering)."""
+    base, store = tmp_path / "models", open_store(str(tmp_path / "store"))
+    assert choose_version(reg, str(base), store) == 1
+    _register(reg, 2, 5.0)
+    assert choose_version(reg, str(base), store) == 3
+    (base / "5").mkdir(parents=True)
+    (base / "5" / "saved_model.pb").write_bytes(b"x")
+    assert choose_version(reg, str(base), store) == 6
+    (tmp_path / "store" / "models" / "rejected" / "7").mkdir(parents=True)
+    (tmp_path / "store" / "models" / "rejected" / "7" / "saved_model.pb").write_bytes(b"x")
+    assert choose_version(reg, str(base), store) == 8

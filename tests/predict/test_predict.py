@@ -10,7 +10,7 @@ from sqlalchemy import text
 from soilclay.db.runs import recorded_run
 from soilclay.errors import BadInputError, ChampionChangedError
 from soilclay.model.config import ModelConfig
-from soilclay.model.pipeline import retrain
+from soilclay.model.pipeline import RetrainRequest, retrain
 from soilclay.parcels.load import load_parcels
 from soilclay.predict import write as write_module
 from soilclay.predict.run import NONE, CompositePin, PredictRequest, plan_predictions, predict_aoi
@@ -26,8 +26,7 @@ def _local(champion):
 def world_db(db_factory, small_world, tmp_path_factory):
     root = tmp_path_factory.mktemp("predict")
     engine, store = prepared_world_db(db_factory(), small_world, root)
-    retrain(engine, aoi_name="demo-small", store_url=str(root / "store"), model_base_path=str(root / "models"),
-            config=ModelConfig.parse(FAST))
+    retrain(engine, RetrainRequest("demo-small", ModelConfig.parse(FAST), str(root / "store"), str(root / "models")))
     load_parcels(engine, small_world / "parcels.gpkg")
     yield engine, store
     engine.dispose()
