@@ -1,5 +1,9 @@
-"""Shared fixtures: a real PostGIS database per test session (created, migrated, dropped) and the
-small demo world (generated once per session by the library's own builder)."""
+"""Shared fixtures: real PostGIS databases (created, migrated, copied, dropped), the small demo world
+(generated once per session by the library's own builder) and the states the pipeline's stages leave
+on it (:class:`soilclay.testing.WorldStates`: built once, a copy per test).
+
+Markers are applied here, by directory and by fixture, not per file (see ``pytest_collection_modifyitems``).
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,7 @@ from soilclay.db import migrate
 from soilclay.db.admin import ensure_database
 from soilclay.db.engine import make_engine
 from soilclay.settings import Settings
+from soilclay.testing import WorldStates
 from tests import airflow_env  # noqa: F401  (sets AIRFLOW_* before any test module imports Airflow)
 
 
@@ -25,14 +30,23 @@ def _server_url() -> str:
 
 @pytest.fixture(scope="session")
 def db_factory() -> Iterator:
-    """Create empty PostGIS databases on the local server; all are dropped at the end."""
+    """Create PostGIS databases on the local server: empty, or a copy of ``template`` (a database URL; it
+    must have no open connection). All are dropped at the end."""
     created: list[str] = []
     base = make_url(_server_url())
 
-    def make(prefix: str = "soilclay_test") -> str:
+    def make(prefix: str = "soilclay_test", template: str | None = None) -> str:
         name = f"{prefix}_{uuid.uuid4().hex[:10]}"
         url = base.set(database=name).render_as_string(hide_password=False)
-        ensure_database(url)
+        if template is None:
+            ensure_database(url)
+        else:
+            admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+            try:
+                with admin.connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template).database}"'))
+            finally:
+                admin.dispose()
         created.append(name)
         return url
 
@@ -78,3 +92,50 @@ def small_world(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("worlds") / "small"
     world.generate(out, size="small", seed=42)
     return out
+
+
+@pytest.fixture(scope="session")
+def world_states(db_factory, small_world, tmp_path_factory) -> Iterator[WorldStates]:
+    """The small world's pipeline states (``soilclay.testing.STAGES``), each built once by the library's
+    builders on first use; ``world_states.fresh(stage)`` is a database copy (and a directory) of one's own."""
+    states = WorldStates(small_world, new_database=lambda template=None: db_factory("soilclay_world", template),
+                         new_dir=tmp_path_factory.mktemp)
+    yield states
+    states.close()
+
+
+# --- markers, by directory and by fixture --------------------------------------------------------------
+
+TESTS = Path(__file__).resolve().parent
+#: Fixtures that reach the PostgreSQL server (directly or through other fixtures: ``fixturenames`` is the
+#: whole closure).
+DB_FIXTURES = {"engine", "migrated_url", "db_factory"}
+DB_DIRS = {"db"}
+E2E_DIRS = {"e2e"}
+#: Fixtures that cost many seconds per test module or per test (train models, run DAGs).
+SLOW_FIXTURES = {"world_states"}
+#: Test files whose tests each take several seconds (train models, run ``dag.test()``, spawn processes).
+SLOW_FILES = {
+    "dags/test_dag_runs.py",
+    "model/test_pipeline.py",
+    "model/test_training.py",
+    "predict/test_predict.py",
+    "test_cli.py",
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by marker
+def pytest_collection_modifyitems(config, items) -> None:
+    for item in items:
+        try:
+            rel = Path(item.path).resolve().relative_to(TESTS)
+        except ValueError:
+            continue
+        top = rel.parts[0] if len(rel.parts) > 1 else ""
+        fixtures = set(item.fixturenames)
+        if top in E2E_DIRS:
+            item.add_marker(pytest.mark.e2e)
+        if top in E2E_DIRS or top in DB_DIRS or fixtures & DB_FIXTURES:
+            item.add_marker(pytest.mark.db)
+        if top in E2E_DIRS or rel.as_posix() in SLOW_FILES or fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)

@@ -14,9 +14,9 @@ from typing import Protocol, runtime_checkable
 
 from soilclay.composites.grid import TargetGrid
 from soilclay.composites.recipe import Recipe
+from soilclay.contract import SceneRef
 from soilclay.db.aois import Aoi
 from soilclay.errors import BadInputError
-from soilclay.scenes.types import SceneRef
 
 SENSORS = ("sentinel-2", "sentinel-1")
 #: Which recorded scenes each backend composites (by ``soilclay.scenes.source``).

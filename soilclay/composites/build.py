@@ -26,12 +26,12 @@ from soilclay.composites.backend import (
     Store,
 )
 from soilclay.composites.recipe import Grid, Recipe, TimeWindow, inputs_hash
+from soilclay.contract import COLLECTION_OF
 from soilclay.db import composites as composite_rows
 from soilclay.db import scenes as scene_rows
 from soilclay.db.aois import Aoi, get_aoi
 from soilclay.db.tx import reading, transaction
 from soilclay.errors import BadInputError
-from soilclay.scenes.types import COLLECTION_OF
 
 log = logging.getLogger(__name__)
 __all__ = ["SENSORS", "CompositeOutcome", "CompositePlan", "CompositeRequest", "build_composites",

@@ -30,10 +30,9 @@ from tqdm import tqdm
 from soilclay.composites import maths
 from soilclay.composites.grid import TargetGrid
 from soilclay.composites.recipe import Recipe, S1Recipe, S2Recipe
-from soilclay.contract import S1_COMPOSITE_BANDS, S2_BANDS, S2_COMPOSITE_BANDS
+from soilclay.contract import S1_COMPOSITE_BANDS, S2_BANDS, S2_COMPOSITE_BANDS, SceneRef
 from soilclay.errors import BadInputError
 from soilclay.io.raster import nodata_to_nan
-from soilclay.scenes.types import SceneRef
 
 log = logging.getLogger(__name__)
 _TEN_M = ("B02", "B03", "B04", "B08")

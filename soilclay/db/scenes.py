@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Connection, text
 
-from soilclay.scenes.types import SceneRef
+from soilclay.contract import SceneRef
 
 _INSERT = text("""
 INSERT INTO soilclay.scenes (aoi_id, scene_id, collection, platform, acquired_at, published_at, source,

@@ -15,13 +15,15 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.special import ndtri
 
+from soilclay.contract import S2_BANDS
 from soilclay.demo.fields import SoilFields, smooth_field
 
-BANDS = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+#: The simulated bands: exactly the composite's Sentinel-2 bands (the per-band tables below follow this order).
+BANDS = S2_BANDS
 WAVELENGTH_UM = (0.490, 0.560, 0.665, 0.705, 0.740, 0.783, 0.842, 0.865, 1.610, 2.190)
 COMMON_NAME = ("blue", "green", "red", "rededge", "rededge", "rededge", "nir", "nir08", "swir16", "swir22")
 BAND_10M = ("B02", "B03", "B04", "B08")
-I_B04, I_B08, I_B11, I_B12 = 2, 6, 8, 9
+I_B04, I_B08, I_B11, I_B12 = (BANDS.index(band) for band in ("B04", "B08", "B11", "B12"))
 
 # Reference dry soil at 18 % clay, 1.2 % SOC; green leaves; straw; cloud tops.
 _SOIL = np.array([0.080, 0.112, 0.150, 0.170, 0.186, 0.200, 0.214, 0.222, 0.305, 0.0], np.float32)

@@ -5,6 +5,7 @@ the parcel, optionally after an inward buffer against edge mixing with neighbour
 tracks). A pixel is usable when every feature the model needs is present (the composite is nodata
 where a pixel had too few bare observations). Per parcel at most ``max_pixels`` usable pixels are
 kept, by a deterministic sample (seeded by the parcel id), so huge parcels do not dominate cost.
+Bands are read by name and the pixels cut into the model's inputs by column name (:mod:`soilclay.contract`).
 Work goes tile by tile over the grid, so memory follows the tile, not the AOI.
 """
 
@@ -21,10 +22,9 @@ from rasterio.features import rasterize
 from rasterio.windows import Window
 from rasterio.windows import transform as window_transform
 
-from soilclay.composites.recipe import S1_BANDS, S2_BANDS
+from soilclay.contract import COORD_COLUMNS, S1_BANDS, S2_BANDS, check_inputs, split_array
 from soilclay.errors import BadInputError
-
-SAR_FEATURES = S1_BANDS[:3]
+from soilclay.io.raster import nodata_to_nan
 
 
 @dataclass
@@ -33,7 +33,7 @@ class ParcelPixels:
 
     parcel_ids: list[str]
     parcel: np.ndarray  # int32 (n_pixels,)
-    arrays: dict[str, np.ndarray]  # model inputs per pixel: optical (n, 10), sar (n, 3), coords (n, 2)
+    arrays: dict[str, np.ndarray]  # model inputs per pixel (soilclay.contract.INPUT_FEATURES), float32
     total_pixels: np.ndarray  # per parcel: pixels inside (usable or not)
     usable_pixels: np.ndarray  # per parcel: usable pixels before the cap
 
@@ -47,10 +47,7 @@ def _band_index(src: rasterio.io.DatasetReader, names: tuple[str, ...], path: st
 
 
 def _read(src, indexes: list[int], window: Window) -> np.ndarray:
-    data = src.read(indexes, window=window, out_dtype="float32")
-    if src.nodata is not None and not np.isnan(src.nodata):
-        data[data == src.nodata] = np.nan
-    return data
+    return nodata_to_nan(src.read(indexes, window=window, out_dtype="float32"), src.nodata, copy=False)
 
 
 def _keep(n: int, cap: int, parcel_id: str) -> np.ndarray:
@@ -63,6 +60,7 @@ def _keep(n: int, cap: int, parcel_id: str) -> np.ndarray:
 def parcel_pixels(parcels: gpd.GeoDataFrame, s2_path: str, s1_path: str | None, inputs: tuple[str, ...], *,
                   inward_buffer_m: float = 0.0, max_pixels: int = 200, tile: int = 1024) -> ParcelPixels:
     """Usable pixels per parcel (``parcels``: columns parcel_id, geometry in any CRS)."""
+    inputs = check_inputs(inputs)
     if "sar" in inputs and s1_path is None:
         raise BadInputError("the model needs SAR inputs but no Sentinel-1 composite was given")
     ids = parcels["parcel_id"].astype(str).tolist()
@@ -78,7 +76,8 @@ def parcel_pixels(parcels: gpd.GeoDataFrame, s2_path: str, s1_path: str | None, 
             if inward_buffer_m > 0:
                 geoms = geoms.buffer(-inward_buffer_m)
             s2_idx = _band_index(s2, S2_BANDS, s2_path)
-            s1_idx = _band_index(s1, SAR_FEATURES, str(s1_path)) if s1 is not None else None
+            s1_idx = _band_index(s1, S1_BANDS, str(s1_path)) if s1 is not None else None
+            columns = [*S2_BANDS, *(S1_BANDS if s1 is not None else ()), *COORD_COLUMNS]  # of ``values`` below
             to_wgs = Transformer.from_crs(s2.crs, "EPSG:4326", always_xy=True)
             shapes = [(g, i + 1) for i, g in enumerate(geoms) if g is not None and not g.is_empty]
             for row in range(0, s2.height, tile):
@@ -118,13 +117,7 @@ def parcel_pixels(parcels: gpd.GeoDataFrame, s2_path: str, s1_path: str | None, 
         values = values[_keep(len(values), max_pixels, ids[p])]
         parts.append(values)
         owners.append(np.full(len(values), p, np.int32))
-    width = len(S2_BANDS) + (3 if s1_idx is not None else 0) + 2
-    flat = np.concatenate(parts) if parts else np.empty((0, width), np.float32)
-    arrays = {"optical": flat[:, :10]}
-    if "sar" in inputs:
-        arrays["sar"] = flat[:, 10:13]
-    if "coords" in inputs:
-        arrays["coords"] = flat[:, -2:]
+    flat = np.concatenate(parts) if parts else np.empty((0, len(columns)), np.float32)
     parcel = np.concatenate(owners) if owners else np.empty(0, np.int32)
-    return ParcelPixels(ids, parcel, {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in arrays.items()},
-                        total, usable)
+    arrays = split_array(flat, columns, inputs, source=f"pixels of {s2_path}")
+    return ParcelPixels(ids, parcel, arrays, total, usable)

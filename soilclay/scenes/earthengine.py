@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 
 import ee
 
+from soilclay.contract import S1_COLLECTION, S2_COLLECTION, SceneRef
 from soilclay.earthengine.assets import S1_ASSET, S2_ASSET, image_id
 from soilclay.earthengine.errors import translated
 from soilclay.earthengine.filters import acquired_after, s1_iw_dual_pol_filter
 from soilclay.earthengine.geometry import geometry_from_geojson
 from soilclay.errors import BadInputError, FinalExternalError
-from soilclay.scenes.types import S1_COLLECTION, S2_COLLECTION, SceneRef
 
 SOURCE = "earthengine"
 ASSET_OF = {S2_COLLECTION: S2_ASSET, S1_COLLECTION: S1_ASSET}

@@ -12,8 +12,8 @@ from pathlib import Path
 import shapely
 from shapely.geometry import shape
 
+from soilclay.contract import S1_COLLECTION, SceneRef
 from soilclay.errors import BadInputError
-from soilclay.scenes.types import S1_COLLECTION, SceneRef
 
 log = logging.getLogger(__name__)
 

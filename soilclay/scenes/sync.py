@@ -7,10 +7,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine
 
+from soilclay.contract import COLLECTIONS
 from soilclay.db import scenes as scene_rows
 from soilclay.db.aois import get_aoi
 from soilclay.db.tx import transaction
-from soilclay.scenes.types import COLLECTIONS, SceneSource
+from soilclay.scenes.types import SceneSource
 
 #: Look back this far before the watermark: late-published scenes are caught; duplicates are ignored.
 OVERLAP = timedelta(days=3)

@@ -33,6 +33,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from soilclay.contract import check_model_version
 from soilclay.errors import BadInputError
 
 DEFAULT_MODEL_NAME = "clay"
@@ -44,13 +45,6 @@ MODEL_PLATFORM = "tensorflow"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _MONITORING_CLASS: Any = None
-
-
-def _check_version(version: Any, what: str = "version") -> int:
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise BadInputError(f"model {what} must be an integer >= 1 (a TF Serving version directory), "
-                            f"found {version!r}")
-    return version
 
 
 def _check_name(model_name: Any) -> str:
@@ -75,8 +69,8 @@ def models_config(*, model_name: str, base_path: str | os.PathLike[str], version
 
     name = _check_name(model_name)
     base = _check_base_path(base_path)
-    version = _check_version(version)
-    extra = sorted({_check_version(v, "version in also_load") for v in also_load} - {version})
+    version = check_model_version(version)
+    extra = sorted({check_model_version(v, "model version in also_load") for v in also_load} - {version})
     if not isinstance(label, str) or not _NAME_RE.match(label):
         raise BadInputError(f"label must be a short name of letters, digits, '_', '.' or '-', found {label!r}")
 

@@ -9,22 +9,21 @@ from typing import Any
 
 import numpy as np
 
+from soilclay.contract import SIGNATURE, check_model_version
 from soilclay.errors import BadInputError
-from soilclay.model.export import OUTPUTS, SIGNATURE
-from soilclay.serving.contract import (
+from soilclay.serving.base import (
     DEFAULT_BATCH_SIZE,
-    _check_signature_outputs,
-    _empty_outputs,
-    _signature_inputs,
-    batch_slices,
-    check_arrays,
+    BatchedPredictor,
     check_batch_size,
     check_outputs,
+    check_signature_outputs,
+    signature_inputs,
 )
 
 log = logging.getLogger(__name__)
 
-class InProcessPredictor:
+
+class InProcessPredictor(BatchedPredictor):
     """The SavedModel's ``serving_default`` signature loaded into this process (no server involved).
 
     ``model_dir`` is one version directory (``{base}/{version}``), local or a URL TensorFlow can read (e.g.
@@ -34,11 +33,9 @@ class InProcessPredictor:
     def __init__(self, model_dir: str | Path, version: int, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
         import tensorflow as tf
 
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise BadInputError(f"model version must be an integer >= 1, found {version!r}")
+        self._version = check_model_version(version)
         self.batch_size = check_batch_size(batch_size)
         self.model_dir = str(model_dir)
-        self._version = version
         try:
             loaded = tf.saved_model.load(self.model_dir)
         except (OSError, ValueError, tf.errors.OpError) as e:
@@ -50,8 +47,8 @@ class InProcessPredictor:
         fn = signatures[SIGNATURE]
         specs = fn.structured_input_signature[1]
         try:
-            self._inputs = _signature_inputs({n: (s.dtype.name, s.shape.as_list()) for n, s in specs.items()})
-            _check_signature_outputs({n: t.dtype.name for n, t in fn.structured_outputs.items()})
+            self._inputs = signature_inputs({n: (s.dtype.name, s.shape.as_list()) for n, s in specs.items()})
+            check_signature_outputs({n: t.dtype.name for n, t in fn.structured_outputs.items()})
         except ValueError as e:
             raise BadInputError(f"{self.model_dir}: {e}") from e
         self._loaded: Any = loaded
@@ -68,32 +65,21 @@ class InProcessPredictor:
         return self._inputs
 
     @property
-    def version(self) -> int:
-        return self._version
+    def where(self) -> str:
+        """``model /models/clay/3 version 3 in process``: how messages name the model."""
+        return f"model {self.model_dir} version {self._version} in process"
 
     def predict(self, arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        import tensorflow as tf
-
         if self._fn is None:
             raise RuntimeError(f"{self!r} is closed")
-        batch, n = check_arrays(arrays, self._inputs)
-        result = _empty_outputs(n)
-        for rows in batch_slices(n, self.batch_size):
-            raw = self._fn(**{name: tf.constant(arr[rows]) for name, arr in batch.items()})
-            part = check_outputs({k: v.numpy() for k, v in raw.items()}, rows.stop - rows.start)
-            for name in OUTPUTS:
-                result[name][rows] = part[name]
-        return result
+        return super().predict(arrays)
+
+    def _predict_batch(self, batch: dict[str, np.ndarray], rows: int, what: str) -> dict[str, np.ndarray]:
+        import tensorflow as tf
+
+        raw = self._fn(**{name: tf.constant(arr) for name, arr in batch.items()})
+        return check_outputs({k: v.numpy() for k, v in raw.items()}, rows)
 
     def close(self) -> None:
         self._fn = None
         self._loaded = None
-
-    def __enter__(self) -> InProcessPredictor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"InProcessPredictor({self.model_dir!r}, version={self._version})"

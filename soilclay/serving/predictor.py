@@ -30,19 +30,15 @@ A version that is still loading is not found by Predict (NOT_FOUND, final), like
 """
 
 
-from soilclay.serving.contract import (
-    DEFAULT_BATCH_SIZE,
-    Predictor,
-    batch_slices,
-    check_arrays,
-    check_outputs,
+from soilclay.serving.base import DEFAULT_BATCH_SIZE, Predictor, batch_slices, check_arrays, check_outputs
+from soilclay.serving.inprocess import InProcessPredictor
+from soilclay.serving.tfserving import TFServingPredictor, VersionStatus
+from soilclay.serving.wire import (
     from_tensor_proto,
     grpc_error_is_transient,
     http_error_is_transient,
     to_tensor_proto,
 )
-from soilclay.serving.inprocess import InProcessPredictor
-from soilclay.serving.tfserving import TFServingPredictor, VersionStatus
 
 __all__ = ["DEFAULT_BATCH_SIZE", "InProcessPredictor", "Predictor", "TFServingPredictor", "VersionStatus",
            "batch_slices", "check_arrays", "check_outputs", "from_tensor_proto", "grpc_error_is_transient",

@@ -21,8 +21,6 @@ from soilclay.serving.factory import ServingChoice
 from soilclay.settings import Settings
 from tests.db import builders as b
 
-pytestmark = pytest.mark.db
-
 INSIDE = "SRID=4326;MULTIPOLYGON(((12.9002 52.6002,12.9004 52.6002,12.9004 52.6004,12.9002 52.6004,12.9002 52.6002)))"
 OUTSIDE = "SRID=4326;MULTIPOLYGON(((13.5 52.6,13.501 52.6,13.501 52.601,13.5 52.601,13.5 52.6)))"
 

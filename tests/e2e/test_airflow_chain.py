@@ -27,15 +27,15 @@ from sqlalchemy.engine import make_url
 
 from soilclay.db import migrate
 from soilclay.db.aois import register_aoi
-from soilclay.io.vector import read_aoi_file
 from soilclay.db.engine import make_engine
+from soilclay.io.vector import read_aoi_file
 from soilclay.parcels.load import load_parcels
 from soilclay.samples.load import load_samples
 from soilclay.settings import Settings
 from soilclay.stack import processes
 from soilclay.stack.config import COMPONENTS, default_spec, metadata_url_for
 from soilclay.stack.rest import AirflowClient, ChainFailed, render_summary
-from tests.worlds import AOI, FAST
+from soilclay.testing import AOI, FAST
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.db, pytest.mark.timeout(900)]
 

@@ -32,7 +32,12 @@ def test_holdout_and_kfold_assignments():
     assert (hold == 0).sum() == 20 and (hold == protocols.NEVER).sum() == 80
     assert np.array_equal(hold, protocols.holdout_folds(100, 0.2, seed=1))
     k = protocols.kfold_folds(103, 5, seed=1)
-    assert sorted(np.bincount(k)) == [20, 21, 21, 21, 20] or sorted(np.bincount(k)) == [20, 20, 21, 21, 21]
+    # 103 = 5 * 20 + 3: every fold gets 20 samples and the first three one more; which sample goes
+    # where is shuffled by the seed (not the input order) and reproducible.
+    assert np.bincount(k).tolist() == [21, 21, 21, 20, 20]
+    assert np.array_equal(k, protocols.kfold_folds(103, 5, seed=1))
+    assert not np.array_equal(k, np.arange(103) % 5)
+    assert not np.array_equal(k, protocols.kfold_folds(103, 5, seed=2))
     predefined = np.array([3, 3, 7, 7, 9, 9])
     assert protocols.kfold_folds(6, 5, 0, predefined).tolist() == [0, 0, 1, 1, 2, 2]
     for train, test in protocols.splits(k):

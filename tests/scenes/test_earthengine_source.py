@@ -8,9 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 import ee
 import pytest
 
+from soilclay.contract import S1_COLLECTION, S2_COLLECTION, SceneRef
 from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
 from soilclay.scenes import earthengine as ees
-from soilclay.scenes.types import S1_COLLECTION, S2_COLLECTION, SceneRef, SceneSource
+from soilclay.scenes.types import SceneSource
 from tests.earthengine.offline import AOI, arg_values, calls, expression, field_filters
 
 S2_INDEX = "20200105T102421_20200105T102423_T33UUU"

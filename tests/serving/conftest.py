@@ -14,12 +14,11 @@ import pytest
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
-pytest.importorskip("tensorflow_serving")
+import keras  # noqa: E402
 
+from soilclay.contract import INPUT_FEATURES  # noqa: E402
 from soilclay.model.domain import DomainModel  # noqa: E402
-from soilclay.model.export import INPUT_FEATURES, export_savedmodel, publish_model  # noqa: E402
+from soilclay.model.export import export_savedmodel, publish_model  # noqa: E402
 from soilclay.serving.config import write_models_config  # noqa: E402
 from tests.serving.standin import StandInServing  # noqa: E402
 

@@ -6,11 +6,10 @@ import os
 
 import pytest
 from google.protobuf import text_format
+from tensorflow_serving.config import model_server_config_pb2
 
 from soilclay.errors import BadInputError
 from soilclay.serving import config as cfg
-
-model_server_config_pb2 = pytest.importorskip("tensorflow_serving.config.model_server_config_pb2")
 
 
 def _parse_models(path) -> object:

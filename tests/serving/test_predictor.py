@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from soilclay.contract import OUTPUTS
 from soilclay.errors import BadInputError, FinalExternalError, TransientExternalError
-from soilclay.model.export import OUTPUTS, load_serving
+from soilclay.model.export import load_serving
 from soilclay.serving import predictor as pred
 from soilclay.serving import tfserving
 from soilclay.serving.predictor import InProcessPredictor, Predictor, TFServingPredictor

@@ -17,7 +17,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from soilclay.model.export import OUTPUTS, load_serving
+from soilclay.contract import OUTPUTS
+from soilclay.model.export import load_serving
 from tests.serving.conftest import make_inputs
 from tests.serving.standin import StandInServing, json_to_array, tf_decimal
 
