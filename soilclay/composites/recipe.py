@@ -15,14 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-# S2_BANDS and S2_COUNT_BANDS are only re-exported here: composites/local.py, composites/earthengine.py,
-# features/points.py, benchmarks and tests import them from this module until they use soilclay.contract.
-from soilclay.contract import S1_COMPOSITE_BANDS, S2_BANDS, S2_COUNT_BANDS  # noqa: F401
 from soilclay.errors import BadInputError
 
-#: Kept for composites/local.py, composites/earthengine.py and features/points.py, which mean by it *all* bands
-#: of the Sentinel-1 composite, ``count`` included (:data:`soilclay.contract.S1_BANDS` is the features only).
-S1_BANDS = S1_COMPOSITE_BANDS
 #: Sen2Cor scene classes (SCL): 0 no data, 1 saturated, 2 dark, 3 cloud shadow, 4 vegetation,
 #: 5 not vegetated, 6 water, 7 unclassified, 8 cloud medium, 9 cloud high, 10 cirrus, 11 snow.
 SCL_CLASSES = range(0, 12)

@@ -37,7 +37,7 @@ def test_image_id():
 
 
 def test_band_names_follow_soilclay_order():
-    from soilclay.composites.recipe import S2_BANDS
+    from soilclay.contract import S2_BANDS
 
     assert len(assets.EE_S2_BANDS) == len(S2_BANDS)
     assert [b.replace("B0", "B") for b in S2_BANDS] == list(assets.EE_S2_BANDS)

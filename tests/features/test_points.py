@@ -21,7 +21,8 @@ from sqlalchemy import text
 
 from soilclay.composites.backend import CompositeRequest
 from soilclay.composites.build import build_composites
-from soilclay.composites.recipe import S2_BANDS, Recipe
+from soilclay.composites.recipe import Recipe
+from soilclay.contract import S2_BANDS
 from soilclay.db.aois import register_aoi
 from soilclay.errors import BadInputError
 from soilclay.features import rasters
