@@ -112,15 +112,15 @@ TESTS = Path(__file__).resolve().parent
 DB_FIXTURES = {"engine", "migrated_url", "db_factory"}
 DB_DIRS = {"db"}
 E2E_DIRS = {"e2e"}
-#: Fixtures that cost many seconds per test module or per test (train models, run DAGs).
-SLOW_FIXTURES = {"world_states"}
-#: Test files whose tests each take several seconds (train models, run ``dag.test()``, spawn processes).
-SLOW_FILES = {
-    "dags/test_dag_runs.py",
-    "model/test_pipeline.py",
-    "model/test_training.py",
-    "predict/test_predict.py",
-    "test_cli.py",
+#: Fixtures that cost tens of seconds to build (the demo world; the pipeline states, which train a model).
+SLOW_FIXTURES = {"small_world", "world_states"}
+#: Files whose every test takes several seconds (``dag.test()`` runs, model training).
+SLOW_FILES = {"dags/test_dag_runs.py", "model/test_training.py"}
+#: Single tests that take several seconds (a fresh interpreter importing the stack, a world generated).
+SLOW_TESTS = {
+    "dags/test_dag_integrity.py::test_importing_the_dags_imports_no_heavy_library",
+    "stack/test_config.py::test_the_library_never_imports_airflow",
+    "test_cli.py::test_demo_world_command_reports_what_it_made",
 }
 
 
@@ -137,5 +137,6 @@ def pytest_collection_modifyitems(config, items) -> None:
             item.add_marker(pytest.mark.e2e)
         if top in E2E_DIRS or top in DB_DIRS or fixtures & DB_FIXTURES:
             item.add_marker(pytest.mark.db)
-        if top in E2E_DIRS or rel.as_posix() in SLOW_FILES or fixtures & SLOW_FIXTURES:
+        test_id = f"{rel.as_posix()}::{item.originalname}"
+        if top in E2E_DIRS or rel.as_posix() in SLOW_FILES or test_id in SLOW_TESTS or fixtures & SLOW_FIXTURES:
             item.add_marker(pytest.mark.slow)
