@@ -15,7 +15,7 @@ from soilclay.parcels.load import load_parcels
 from soilclay.predict import write as write_module
 from soilclay.predict.run import NONE, CompositePin, PredictRequest, plan_predictions, predict_aoi
 from soilclay.serving.predictor import InProcessPredictor
-from tests.worlds import FAST, prepared_world_db
+from soilclay.testing import FAST, prepared_world_db
 
 
 def _local(champion):
