@@ -17,7 +17,7 @@ from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
 from soilclay.db import migrate
-from soilclay.db.admin import ensure_database
+from soilclay.db.admin import create_database, ensure_database
 from soilclay.db.engine import make_engine
 from soilclay.settings import Settings
 from soilclay.testing import WorldStates
@@ -41,12 +41,7 @@ def db_factory() -> Iterator:
         if template is None:
             ensure_database(url)
         else:
-            admin = create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
-            try:
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{make_url(template).database}"'))
-            finally:
-                admin.dispose()
+            create_database(url, template=make_url(template).database)
         created.append(name)
         return url
 

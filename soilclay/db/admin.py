@@ -40,15 +40,17 @@ def ensure_database(database_url: str) -> list[str]:
     return done
 
 
-def create_database(database_url: str) -> bool:
-    """Create the (plain) database of ``database_url`` when missing; True when it was created."""
+def create_database(database_url: str, *, template: str | None = None) -> bool:
+    """Create the database of ``database_url`` when missing, empty or as a copy of the database named
+    ``template`` (which must have no open connection); True when it was created."""
     url = make_url(database_url)
     maintenance = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
     try:
         with maintenance.connect() as conn:
             if conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": url.database}).scalar():
                 return False
-            conn.execute(text(f'CREATE DATABASE "{url.database}"'))
+            copy = f' TEMPLATE "{template}"' if template else ""
+            conn.execute(text(f'CREATE DATABASE "{url.database}"{copy}'))
             return True
     finally:
         maintenance.dispose()

@@ -7,6 +7,7 @@ from datetime import date
 
 from sqlalchemy import Connection, text
 
+from soilclay.db.tx import advisory_lock
 from soilclay.errors import BadInputError
 
 
@@ -53,7 +54,7 @@ def _row(r) -> CompositeRow:
 
 def lock_series(conn: Connection, aoi_name: str, sensor: str) -> None:
     """Serialise registrations of one (AOI, sensor) series until the transaction ends."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('composites:' || :k))"), {"k": f"{aoi_name}/{sensor}"})
+    advisory_lock(conn, f"composites:{aoi_name}/{sensor}")
 
 
 def find_by_inputs(conn: Connection, aoi_id: int, sensor: str, recipe_hash: str,

@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Connection, text
 
 from soilclay.contract import SceneRef
+from soilclay.db.tx import advisory_lock
 
 _INSERT = text("""
 INSERT INTO soilclay.scenes (aoi_id, scene_id, collection, platform, acquired_at, published_at, source,
@@ -26,7 +27,7 @@ RETURNING collection
 
 def lock_aoi(conn: Connection, aoi_name: str) -> None:
     """Serialise scene syncs of one AOI until the transaction ends."""
-    conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('scenes:' || :a))"), {"a": aoi_name})
+    advisory_lock(conn, f"scenes:{aoi_name}")
 
 
 def watermark(conn: Connection, aoi_id: int, source: str) -> datetime | None:

@@ -20,21 +20,14 @@ from tests.db import builders as b
 
 
 @pytest.fixture(scope="module")
-def repo_engine(db_factory):
+def engine(db_factory):
+    """A database of this module's own (the registry is global): ``conn`` of tests/db/conftest.py rolls
+    each test back on it."""
     url = db_factory("soilclay_models_repo")
     migrate.upgrade(url)
     eng = make_engine(url)
     yield eng
     eng.dispose()
-
-
-@pytest.fixture
-def conn(repo_engine):
-    """A connection whose work is rolled back after the test."""
-    with repo_engine.connect() as c:
-        tx = c.begin()
-        yield c
-        tx.rollback()
 
 
 def _candidate(conn, version: int, *, run_id: str | None = None, metrics: dict | None = None,
@@ -126,21 +119,21 @@ def test_registered_in_dag_run_matches_the_dag_run_exactly(conn):
 # --- driver errors leave as soilclay's errors ---------------------------------------------------------------
 
 
-def test_a_check_violation_in_the_repository_is_bad_input(repo_engine):
+def test_a_check_violation_in_the_repository_is_bad_input(engine):
     with pytest.raises(BadInputError, match=r"^registering model version 0: the database refused the data: .*"
                                             r"model_versions_version_positive") as caught:
-        with transaction(repo_engine, "registering model version 0") as conn:
+        with transaction(engine, "registering model version 0") as conn:
             _candidate(conn, 0)
     assert not isinstance(caught.value, SQLAlchemyError) and isinstance(caught.value.__cause__, SQLAlchemyError)
-    with reading(repo_engine) as conn:
+    with reading(engine) as conn:
         assert models.next_version(conn) == 1  # nothing written
 
 
-def test_a_stage_function_turns_a_refused_row_into_bad_input(repo_engine):
+def test_a_stage_function_turns_a_refused_row_into_bad_input(engine):
     """register_candidate with a run id no pipeline run has: the foreign key refuses it."""
     with pytest.raises(BadInputError, match=r"^registering model version 5: the database refused the data: .*"
                                             r"foreign key"):
-        register_candidate(repo_engine, version=5, artefact_uri="file:///models/clay/5", metrics={},
+        register_candidate(engine, version=5, artefact_uri="file:///models/clay/5", metrics={},
                            training_data={}, config_hash="cfg", run_id="no-such-run")
-    with reading(repo_engine) as conn:
+    with reading(engine) as conn:
         assert models.get_registration(conn, 5) is None
