@@ -32,14 +32,15 @@ def train(settings: Settings, table_path: Path, target: str, x_col: str | None, 
           band_columns: str | None, sar_columns: str | None, folds_column: str | None, protocol: str,
           all_protocols: bool, config_path: Path | None, report_path: Path, out_dir: Path | None) -> None:
     """Train the multi-input CNN and the RF and ANN baselines on a feature table; write the report."""
-    from soilclay.model.config import OPTICAL_BANDS, ModelConfig
+    from soilclay.contract import S2_BANDS
+    from soilclay.model.config import ModelConfig
     from soilclay.model.experiment import run_experiment
     from soilclay.model.table import TableSpec, load_table
 
     config = ModelConfig.parse(json.loads(config_path.read_text()) if config_path else {})
     spec = TableSpec(
         target=target,
-        band_columns=tuple(c.strip() for c in band_columns.split(",")) if band_columns else OPTICAL_BANDS,
+        band_columns=tuple(c.strip() for c in band_columns.split(",")) if band_columns else S2_BANDS,
         sar_columns=tuple(c.strip() for c in sar_columns.split(",")) if sar_columns else None,
         x_col=x_col, y_col=y_col, crs=crs, folds_column=folds_column)
     table = load_table(table_path, spec, config.inputs)

@@ -8,7 +8,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from soilclay.contract import INPUT_NAMES
-from soilclay.contract import S2_BANDS as OPTICAL_BANDS  # noqa: F401  (re-exported for cli/train.py)
 from soilclay.errors import BadInputError
 
 Protocol = Literal["holdout", "kfold", "spatial"]

@@ -35,9 +35,6 @@ from soilclay.model.report import jsonable
 from soilclay.model.table import utm_for
 from soilclay.serving.publish import ServingConfigTarget, write_serving_config
 
-__all__ = ["RetrainOutcome", "RetrainRequest", "ServingConfigTarget", "choose_version", "gate_mask", "retrain",
-           "write_serving_config"]
-
 
 def _nonempty(value, name: str, *, optional: bool = False) -> None:
     if (value is None and optional) or (isinstance(value, str) and value.strip()):

@@ -7,7 +7,7 @@ and ``artefact_uri``, e.g. :class:`soilclay.model.registry.ChampionInfo`).
 
 With TF Serving the predictor first waits for the version to be AVAILABLE (``check_ready``). When the
 choice names a ``config_dir``, the factory then completes the champion swap that a promotion began
-(:func:`soilclay.model.pipeline.write_serving_config` leaves the ``champion`` label on the previous
+(:func:`soilclay.serving.publish.write_serving_config` leaves the ``champion`` label on the previous
 version while the new one loads; TF Serving refuses to move a label to a version not loaded yet):
 it rewrites ``models.config`` with :func:`soilclay.serving.config.write_models_config` to serve the
 champion alone.
@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from soilclay.errors import BadInputError
 
 if TYPE_CHECKING:
-    from soilclay.serving.contract import Predictor
+    from soilclay.serving.base import Predictor
     from soilclay.settings import Settings
 
 KINDS = ("local", "tfserving")

@@ -118,7 +118,8 @@ def _load_parcels(engine: Engine, path: Path) -> Any:
 def _retrain(engine: Engine, aoi: str, *, store_url: str, model_base_path: str, config: dict,
              serving_config_dir: Path, workdir: Path) -> Any:
     from soilclay.model.config import ModelConfig
-    from soilclay.model.pipeline import RetrainRequest, ServingConfigTarget, retrain
+    from soilclay.model.pipeline import RetrainRequest, retrain
+    from soilclay.serving.publish import ServingConfigTarget
 
     return retrain(engine, RetrainRequest(aoi, ModelConfig.parse(config), store_url, model_base_path,
                                           workdir=workdir, serving=ServingConfigTarget(serving_config_dir)))

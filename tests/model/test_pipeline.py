@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from soilclay.model.config import ModelConfig
-from soilclay.model.pipeline import RetrainRequest, ServingConfigTarget, retrain
+from soilclay.model.pipeline import RetrainRequest, retrain
+from soilclay.serving.publish import ServingConfigTarget
 from soilclay.testing import AOI, FAST
 
 

@@ -19,7 +19,7 @@ from soilclay.db.engine import make_engine
 from soilclay.errors import BadInputError, TransientExternalError
 from soilclay.io.store import open_store
 from soilclay.model.config import ModelConfig
-from soilclay.model.pipeline import RetrainRequest, ServingConfigTarget, choose_version
+from soilclay.model.pipeline import RetrainRequest, choose_version
 from soilclay.model.registry import (
     ChampionChange,
     ChampionInfo,
@@ -32,6 +32,7 @@ from soilclay.model.registry import (
     register_candidate,
     servable_version,
 )
+from soilclay.serving.publish import ServingConfigTarget
 
 # --- decide: pure --------------------------------------------------------------------------------------------
 
