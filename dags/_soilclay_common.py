@@ -131,13 +131,18 @@ def tf_serving_from_connection(conn_id: str = TF_SERVING_CONN_ID) -> dict[str, s
 def build_settings() -> Settings:
     """soilclay settings from ``SOILCLAY_*``; the database URL from the ``soilclay_db`` connection and the
     TF Serving addresses from the ``tf_serving`` connection when those are defined."""
+    from airflow.sdk.log import mask_secret
+
     from soilclay.settings import Settings
 
     overrides: dict[str, Any] = tf_serving_from_connection()
     url = database_url_from_connection()
     if url:
         overrides["database_url"] = url
-    return Settings(**overrides)
+    settings = Settings(**overrides)
+    for secret in settings.secrets():  # credentials of SOILCLAY_* URLs too, not only connections'
+        mask_secret(secret)
+    return settings
 
 
 @contextmanager

@@ -1,7 +1,8 @@
 """One settings object, read from ``SOILCLAY_*`` environment variables.
 
 Library functions take the values they need as arguments; only entry points (CLI, DAGs) build a
-:class:`Settings`. Secrets (passwords inside URLs) are never printed: use :meth:`Settings.describe`.
+:class:`Settings`. Secrets (passwords and credential query values inside any URL setting) are never printed: use
+:meth:`Settings.describe`; the object's ``repr`` is masked the same way (:mod:`soilclay.redact`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import make_url
+
+from soilclay.redact import redact, secrets_of
 
 #: Where geometries are stored in PostGIS (WGS 84 longitude/latitude). Inputs in any CRS are
 #: reprojected to it; metric work happens in the data's projected CRS, not in the database.
@@ -80,7 +83,17 @@ class Settings(BaseSettings):
         return make_url(self.database_url).render_as_string(hide_password=True)
 
     def describe(self) -> dict[str, str]:
-        """Settings as printable strings, secrets masked."""
-        values = {name: str(getattr(self, name)) for name in type(self).model_fields}
+        """Settings as printable strings, every credential in every URL masked."""
+        values = {name: redact(str(getattr(self, name))) for name in type(self).model_fields}
         values["database_url"] = self.safe_database_url
         return values
+
+    def secrets(self) -> list[str]:
+        """The clear credentials held in the settings (for a log masker such as Airflow's)."""
+        found = [make_url(self.database_url).password or ""]
+        found += [s for name in type(self).model_fields for s in secrets_of(str(getattr(self, name)))]
+        return sorted({s for s in found if s})
+
+    def __repr_args__(self):
+        for name, value in super().__repr_args__():
+            yield name, redact(value) if isinstance(value, str) else value

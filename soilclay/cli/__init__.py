@@ -7,6 +7,7 @@ import logging
 import click
 from pydantic import ValidationError
 
+from soilclay import redact
 from soilclay.cli.airflow import airflow
 from soilclay.cli.aoi import aoi
 from soilclay.cli.composites import composites
@@ -29,7 +30,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except (SoilclayError, ValidationError) as exc:
-            raise click.ClickException(str(exc)) from exc
+            raise click.ClickException(redact.redact(str(exc))) from exc
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,6 +39,7 @@ def main(ctx: click.Context) -> None:
     """soilclay: topsoil clay per parcel from Sentinel-1/2 bare-soil composites."""
     settings = Settings()
     logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    redact.install()
     for noisy in ("alembic", "pyogrio", "rasterio", "google", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     ctx.obj = settings
