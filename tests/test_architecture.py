@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCES = [ROOT / "soilclay", ROOT / "dags", ROOT / "plugins"]
 DB = ROOT / "soilclay" / "db"
 #: Below the stages: may import each other (no cycle) but no stage and no application package.
-INFRASTRUCTURE = {"errors", "settings", "contract", "io", "db", "earthengine"}
+INFRASTRUCTURE = {"errors", "redact", "settings", "contract", "io", "db", "earthengine"}
 #: The pipeline's stages in order, then the packages that drive them.
 STAGES = {"scenes", "composites", "features", "samples", "parcels", "model", "serving", "predict"}
 APPLICATIONS = {"cli", "demo", "stack", "testing"}
