@@ -32,18 +32,9 @@ unchanged inputs), `dry_run`.
 
 
 def _model_config(path: str) -> Any:
-    import json
-    from pathlib import Path
-
-    from soilclay.errors import BadInputError
     from soilclay.model.config import ModelConfig
 
-    if not path:
-        return ModelConfig.parse({})
-    try:
-        return ModelConfig.parse(json.loads(Path(path).read_text()))
-    except (OSError, ValueError) as exc:
-        raise BadInputError(f"SOILCLAY_MODEL_CONFIG_FILE={path}: cannot read a JSON model config: {exc}") from exc
+    return ModelConfig.from_file(path, what="SOILCLAY_MODEL_CONFIG_FILE: model config")
 
 
 @dag(

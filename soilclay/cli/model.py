@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -30,7 +29,7 @@ def retrain(settings: Settings, aoi_name: str, config_path: Path | None, force: 
     from soilclay.model.pipeline import retrain as run_retrain
     from soilclay.serving.publish import ServingConfigTarget
 
-    config = ModelConfig.parse(json.loads(config_path.read_text()) if config_path else {})
+    config = ModelConfig.from_file(config_path)
     engine = make_engine(settings.database_url)
     settings.work_dir.mkdir(parents=True, exist_ok=True)
     with recorded_run(engine, "train", params={"aoi": aoi_name, "force": force, "config": config.model_dump()}) as run:

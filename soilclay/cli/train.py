@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import click
@@ -37,7 +36,7 @@ def train(settings: Settings, table_path: Path, target: str, x_col: str | None, 
     from soilclay.model.experiment import run_experiment
     from soilclay.model.table import TableSpec, load_table
 
-    config = ModelConfig.parse(json.loads(config_path.read_text()) if config_path else {})
+    config = ModelConfig.from_file(config_path)
     spec = TableSpec(
         target=target,
         band_columns=tuple(c.strip() for c in band_columns.split(",")) if band_columns else S2_BANDS,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -82,6 +84,32 @@ class ModelConfig(_Spec):
         except ValidationError as exc:
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'config'}: {e['msg']}" for e in exc.errors())
             raise BadInputError(f"invalid model config: {problems}") from exc
+
+    @classmethod
+    def from_file(cls, path: str | Path | None, *, what: str = "model config") -> ModelConfig:
+        """The config in a JSON file (None or "": the defaults); a missing file, bad JSON or a field
+        the spec refuses is one :class:`BadInputError` line naming the file."""
+        if not path:
+            return cls.parse({})
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise BadInputError(f"{what} file {path} does not exist") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise BadInputError(f"{what} file {path} cannot be read as UTF-8 text: {exc}") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise BadInputError(f"{what} file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
+                                f"column {exc.colno}") from None
+        if not isinstance(data, dict):
+            raise BadInputError(f"{what} file {path} must hold a JSON object of config fields, "
+                                f"found a {type(data).__name__}")
+        try:
+            return cls.parse(data)
+        except BadInputError as exc:
+            raise BadInputError(f"{path}: {exc}") from None
 
     def with_inputs(self, available: tuple[str, ...]) -> ModelConfig:
         """The config restricted to the inputs a data set has (optional inputs are simply not used)."""
