@@ -41,6 +41,35 @@ ORDER BY s.sample_id
 """)
 
 
+_OUTSIDE = text("""
+SELECT count(*) AS outside,
+       count(*) FILTER (WHERE EXISTS (SELECT 1 FROM soilclay.aois AS a
+                                      WHERE ST_Intersects(ST_FlipCoordinates(s.geom), a.geom))) AS swapped_inside,
+       (array_agg(s.point_id || ' at lon ' || round(ST_X(s.geom)::numeric, 4) || ', lat '
+                  || round(ST_Y(s.geom)::numeric, 4) ORDER BY s.point_id))[1:3] AS examples
+FROM soilclay.samples AS s
+WHERE s.source = :source AND s.point_id = ANY(CAST(:ids AS text[]))
+  AND EXISTS (SELECT 1 FROM soilclay.aois)
+  AND NOT EXISTS (SELECT 1 FROM soilclay.aois AS a WHERE ST_Intersects(s.geom, a.geom))
+""")
+
+
+@dataclass(frozen=True)
+class OutsideAois:
+    """Samples inside no registered AOI (none are counted while no AOI is registered)."""
+
+    outside: int
+    swapped_inside: int
+    examples: tuple[str, ...]
+
+
+def outside_aois(conn: Connection, source: str, point_ids: Sequence[str]) -> OutsideAois:
+    """Of ``source``'s samples with these point ids, those inside no AOI, and how many of them would be
+    inside one with longitude and latitude swapped."""
+    row = conn.execute(_OUTSIDE, {"source": source, "ids": list(point_ids)}).one()
+    return OutsideAois(int(row.outside), int(row.swapped_inside), tuple(row.examples or ()))
+
+
 @dataclass(frozen=True)
 class UpsertCounts:
     """What one upsert did: rows inserted and rows updated (the rest were unchanged)."""

@@ -101,6 +101,10 @@ class LoadReport:
     unchanged: int = 0
     duplicates: int = 0
     problems: list[RowProblem] = field(default_factory=list)
+    #: Valid samples inside no registered AOI, and how many of those would be inside one with lon/lat swapped.
+    outside_aois: int = 0
+    swapped_inside: int = 0
+    outside_examples: tuple[str, ...] = ()
 
     @property
     def skipped(self) -> int:
@@ -111,7 +115,17 @@ class LoadReport:
         """Counts for a run record."""
         return {"source": self.source, "rows": self.rows, "valid": self.valid, "inserted": self.inserted,
                 "updated": self.updated, "unchanged": self.unchanged, "skipped": self.skipped,
-                "duplicates": self.duplicates, "problems": len(self.problems)}
+                "duplicates": self.duplicates, "problems": len(self.problems), "outside_aois": self.outside_aois,
+                "swapped_inside": self.swapped_inside}
+
+    def outside_warning(self) -> str | None:
+        """The warning line for samples that fall outside every AOI (None when all are inside one)."""
+        if not self.outside_aois:
+            return None
+        hint = (f"; {self.swapped_inside} of them would be inside one with longitude and latitude swapped: "
+                "check the coordinate columns" if self.swapped_inside else "")
+        return (f"warning: {self.outside_aois} of {self.valid} samples from {self.path} fall outside every "
+                f"registered AOI (e.g. {', '.join(self.outside_examples)}){hint}")
 
     def render(self, max_problems: int = 20) -> str:
         lines = [f"samples from {self.path} (source {self.source!r}): {self.rows} rows read, {self.valid} valid; "
@@ -121,10 +135,31 @@ class LoadReport:
             lines += [f"  row {p.row}: {p.reason}" for p in self.problems[:max_problems]]
             if len(self.problems) > max_problems:
                 lines.append(f"  ... and {len(self.problems) - max_problems} more")
+        if (warning := self.outside_warning()) is not None:
+            lines.append(warning)
         return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- reading
+
+
+#: Leading bytes of files that are often handed over instead of a CSV export.
+_MAGIC = ((b"PK\x03\x04", "a ZIP archive (an .xlsx workbook?)"), (b"\xd0\xcf\x11\xe0", "an old Excel/Office file"),
+          (b"%PDF", "a PDF document"), (b"\x89PNG", "a PNG image"), (b"\x1f\x8b", "a gzip archive"),
+          (b"SQLite format 3", "an SQLite database (a GeoPackage?)"), (b"II*\x00", "a TIFF image"),
+          (b"MM\x00*", "a TIFF image"), (b"\xff\xd8\xff", "a JPEG image"))
+
+
+def _refuse_binary(path: Path) -> None:
+    """One line when ``path`` is not text at all (its bytes are never echoed back)."""
+    with open(path, "rb") as f:
+        head = f.read(8192)
+    kind = next((what for magic, what in _MAGIC if head.startswith(magic)), None)
+    if kind is None and b"\x00" in head:
+        kind = "binary data (it contains NUL bytes)"
+    if kind is not None:
+        raise BadInputError(f"samples file {path} is not a CSV text file: it looks like {kind}; "
+                            "expected comma- or semicolon-separated text with a header row")
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -133,6 +168,7 @@ def read_table(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(f"samples file not found: {path}")
+    _refuse_binary(path)
     for encoding in ("utf-8-sig", "latin-1"):
         try:
             with open(path, encoding=encoding, newline="") as f:
@@ -397,7 +433,12 @@ def load_samples(engine: Engine, path: str | Path, *, source: str, x_col: str | 
         return report
     with transaction(engine, f"loading samples from {path} (source {report.source!r})") as conn:
         counts = samples_repo.upsert_samples(conn, _json_rows(samples), report.source)
+        outside = samples_repo.outside_aois(conn, report.source, samples["point_id"].tolist())
     report.inserted, report.updated = counts.inserted, counts.updated
+    report.outside_aois, report.swapped_inside = outside.outside, outside.swapped_inside
+    report.outside_examples = outside.examples
+    if (warning := report.outside_warning()) is not None:
+        log.warning("%s", warning)
     report.unchanged = report.valid - report.inserted - report.updated
     log.info("%s: %d inserted, %d updated, %d unchanged, %d rows skipped", path, report.inserted, report.updated,
              report.unchanged, report.skipped)
