@@ -12,6 +12,8 @@ Work goes tile by tile over the grid, so memory follows the tile, not the AOI.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import geopandas as gpd
@@ -46,8 +48,28 @@ def _band_index(src: rasterio.io.DatasetReader, names: tuple[str, ...], path: st
     return [found.index(n) + 1 for n in names]
 
 
-def _read(src, indexes: list[int], window: Window) -> np.ndarray:
-    return nodata_to_nan(src.read(indexes, window=window, out_dtype="float32"), src.nodata, copy=False)
+@contextmanager
+def _reading(path: str, labels: Mapping[str, str]) -> Iterator[None]:
+    """A raster read that fails (truncated or corrupt file) becomes one line naming the composite."""
+    try:
+        yield
+    except rasterio.errors.RasterioError as exc:
+        what = labels.get(path, "composite")
+        detail = " ".join(str(exc).split())[:300]
+        raise BadInputError(f"{what} {path} cannot be read ({type(exc).__name__}: {detail}): the file is "
+                            "corrupt or truncated; rebuild the composite (soilclay composites build --force) "
+                            "or restore the file") from None
+
+
+def _open(path: str, labels: Mapping[str, str]):
+    with _reading(path, labels):
+        return rasterio.open(path)
+
+
+def _read(src, indexes: list[int], window: Window, labels: Mapping[str, str]) -> np.ndarray:
+    with _reading(src.name, labels):
+        data = src.read(indexes, window=window, out_dtype="float32")
+    return nodata_to_nan(data, src.nodata, copy=False)
 
 
 def _keep(n: int, cap: int, parcel_id: str) -> np.ndarray:
@@ -58,8 +80,12 @@ def _keep(n: int, cap: int, parcel_id: str) -> np.ndarray:
 
 
 def parcel_pixels(parcels: gpd.GeoDataFrame, s2_path: str, s1_path: str | None, inputs: tuple[str, ...], *,
-                  inward_buffer_m: float = 0.0, max_pixels: int = 200, tile: int = 1024) -> ParcelPixels:
-    """Usable pixels per parcel (``parcels``: columns parcel_id, geometry in any CRS)."""
+                  inward_buffer_m: float = 0.0, max_pixels: int = 200, tile: int = 1024,
+                  labels: Mapping[str, str] | None = None) -> ParcelPixels:
+    """Usable pixels per parcel (``parcels``: columns parcel_id, geometry in any CRS). ``labels`` names
+    each path for messages (e.g. "Sentinel-2 composite version 3 (id 12)"); an unreadable raster is a
+    :class:`BadInputError` naming it."""
+    names = labels or {}
     inputs = check_inputs(inputs)
     if "sar" in inputs and s1_path is None:
         raise BadInputError("the model needs SAR inputs but no Sentinel-1 composite was given")
@@ -67,8 +93,8 @@ def parcel_pixels(parcels: gpd.GeoDataFrame, s2_path: str, s1_path: str | None, 
     n_parcels = len(ids)
     total = np.zeros(n_parcels, np.int64)
     chunks: dict[int, list[np.ndarray]] = {}
-    with rasterio.open(s2_path) as s2:
-        s1 = rasterio.open(s1_path) if "sar" in inputs and s1_path else None
+    with _open(s2_path, names) as s2:
+        s1 = _open(s1_path, names) if "sar" in inputs and s1_path else None
         try:
             if s1 is not None and (s1.crs != s2.crs or s1.transform != s2.transform or s1.shape != s2.shape):
                 raise BadInputError(f"composites {s2_path} and {s1_path} are not on the same grid")
@@ -90,9 +116,9 @@ def parcel_pixels(parcels: gpd.GeoDataFrame, s2_path: str, s1_path: str | None, 
                         continue
                     inside = labels > 0
                     total += np.bincount(labels[inside] - 1, minlength=n_parcels)
-                    feats = [_read(s2, s2_idx, window)[:, inside].T]
+                    feats = [_read(s2, s2_idx, window, names)[:, inside].T]
                     if s1_idx is not None:
-                        feats.append(_read(s1, s1_idx, window)[:, inside].T)
+                        feats.append(_read(s1, s1_idx, window, names)[:, inside].T)
                     rows, cols = np.nonzero(inside)
                     xs, ys = rasterio.transform.xy(wt, rows, cols)
                     lon, lat = to_wgs.transform(np.asarray(xs), np.asarray(ys))

@@ -253,7 +253,10 @@ def predict_aoi(engine: Engine, request: PredictRequest, predictor_factory, stor
         with tempfile.TemporaryDirectory(prefix="soilclay-predict-", dir=request.workdir) as tmp:
             s2_path = local_path(s2.uri, store, Path(tmp))
             s1_path = local_path(s1.uri, store, Path(tmp)) if s1_id is not None else None
-            pixels = parcel_pixels(parcels, s2_path, s1_path, predictor.inputs,
+            labels = {s2_path: f"Sentinel-2 composite version {s2.version} (id {s2.composite_id}, {s2.uri}) at"}
+            if s1_path is not None:
+                labels[s1_path] = f"Sentinel-1 composite version {s1.version} (id {s1.composite_id}, {s1.uri}) at"
+            pixels = parcel_pixels(parcels, s2_path, s1_path, predictor.inputs, labels=labels,
                                    inward_buffer_m=request.inward_buffer_m, max_pixels=request.max_pixels)
         out = predictor.predict(pixels.arrays)
         estimates = aggregate(pixels.parcel_ids, pixels.parcel, np.asarray(out["clay"], float),
