@@ -27,15 +27,29 @@ from sqlalchemy import exc as sa_exc
 from soilclay.errors import BadInputError, FinalExternalError, SoilclayError, TransientExternalError
 
 #: SQLSTATEs of a transaction that lost a race or was cancelled: the same work may pass when retried.
-_TRANSIENT_STATES = {"40001", "40P01", "55P03", "53300", "57014", "57P01", "57P02", "57P03"}
+_TRANSIENT_STATES = {"40001", "40P01", "55P03", "53300", "57014"}
+#: SQLSTATEs of a server that ended the connection (shutdown, crash, restart): a lost connection.
+_GONE_STATES = {"57P01", "57P02", "57P03"}
 
 
-def classify(error: sa_exc.SQLAlchemyError, what: str) -> SoilclayError:
-    """The soilclay error that a driver error inside ``what`` stands for (pure: nothing is raised)."""
+#: How a lost connection is described, by the phase of a write it happened in (None: a read).
+_LOST = {
+    None: "{what}: the database is unreachable or dropped the connection: {reason}",
+    "write": "database connection lost during {what}; nothing was written, rerun ({reason})",
+    "commit": "database connection lost while committing {what}; the commit may not have landed, "
+              "rerun (writes are idempotent) ({reason})",
+}
+
+
+def classify(error: sa_exc.SQLAlchemyError, what: str, phase: str | None = None) -> SoilclayError:
+    """The soilclay error that a driver error inside ``what`` stands for (pure: nothing is raised);
+    ``phase`` ("write" or "commit") words a lost connection for a write."""
     orig = getattr(error, "orig", None)
     state = str(getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None) or "")
     message = str(orig if orig is not None else error).strip()
     reason = message.splitlines()[0] if message else type(error).__name__
+    if state in _GONE_STATES:
+        return TransientExternalError(_LOST[phase].format(what=what, reason=reason))
     if state in _TRANSIENT_STATES:
         return TransientExternalError(f"{what}: the database asked for a retry ({state}): {reason}")
     if isinstance(error, sa_exc.IntegrityError | sa_exc.DataError) or state[:2] in ("22", "23"):
@@ -44,7 +58,7 @@ def classify(error: sa_exc.SQLAlchemyError, what: str) -> SoilclayError:
         return BadInputError(f"{what}: the database could not process the data: {reason}")
     if isinstance(error, sa_exc.OperationalError | sa_exc.InterfaceError | sa_exc.DisconnectionError
                   | sa_exc.TimeoutError) or state[:2] in ("08",):
-        return TransientExternalError(f"{what}: the database is unreachable or dropped the connection: {reason}")
+        return TransientExternalError(_LOST[phase].format(what=what, reason=reason))
     return FinalExternalError(f"{what}: the database failed: {reason}")
 
 
@@ -59,9 +73,21 @@ def translated(what: str) -> Iterator[None]:
 
 @contextmanager
 def transaction(engine: Engine, what: str = "database write") -> Iterator[Connection]:
-    """One transaction: committed when the block ends, rolled back on any error (translated)."""
-    with translated(what), engine.begin() as conn:
-        yield conn
+    """One transaction: committed when the block ends, rolled back on any error (translated; a lost
+    connection says whether it came before the commit, when nothing was written, or at it)."""
+    phase = "write"
+    try:
+        with engine.connect() as conn:
+            tx = conn.begin()
+            try:
+                yield conn
+            except BaseException:
+                tx.rollback()
+                raise
+            phase = "commit"
+            tx.commit()
+    except sa_exc.SQLAlchemyError as e:
+        raise classify(e, what, phase) from e
 
 
 @contextmanager

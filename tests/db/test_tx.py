@@ -73,3 +73,26 @@ def test_an_unreachable_server_is_transient():
                 conn.execute(text("SELECT 1"))
     finally:
         engine.dispose()
+
+
+def test_a_connection_lost_during_a_write_is_one_line_and_writes_nothing(engine):
+    """The server ends the writer's backend mid-transaction (as a restart or a network cut would)."""
+    with pytest.raises(TransientExternalError) as caught:
+        with transaction(engine, "loading parcels from a.gpkg") as conn:
+            builders.aoi(conn, "tx-lost")
+            with engine.connect() as killer:
+                pid = conn.execute(text("SELECT pg_backend_pid()")).scalar_one()
+                killer.execute(text("SELECT pg_terminate_backend(:p)"), {"p": pid})
+            conn.execute(text("SELECT 1"))
+    message = str(caught.value)
+    assert message.startswith("database connection lost during loading parcels from a.gpkg; nothing was "
+                              "written, rerun (")
+    assert "\n" not in message
+    with reading(engine) as conn:
+        assert conn.execute(text("SELECT count(*) FROM soilclay.aois WHERE name = 'tx-lost'")).scalar() == 0
+
+
+def test_a_connection_lost_at_the_commit_says_so():
+    lost = _error(sa_exc.OperationalError, None, "server closed the connection unexpectedly")
+    assert "while committing writing; the commit may not have landed, rerun" in str(classify(lost, "writing", "commit"))
+    assert str(classify(lost, "reading")).startswith("reading: the database is unreachable")
