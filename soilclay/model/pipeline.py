@@ -21,7 +21,7 @@ import numpy as np
 from pyproj import Transformer
 from sqlalchemy import Engine
 
-from soilclay.db import models
+from soilclay.db import claims, models
 from soilclay.db.tx import reading
 from soilclay.errors import BadInputError
 from soilclay.io.store import open_store
@@ -70,12 +70,16 @@ class RetrainRequest:
     sources: tuple[str, ...] | None = None
     dag_run: tuple[str, str] | None = None
     progress: bool = False
+    #: How long to wait for another retrain (one runs at a time) before giving up.
+    claim_wait_s: float = 1800.0
 
     def __post_init__(self) -> None:
         for name in ("aoi", "store_url", "model_base_path"):
             _nonempty(getattr(self, name), name)
         _nonempty(self.run_id, "run_id", optional=True)
         _refuse(isinstance(self.config, ModelConfig), "config must be a ModelConfig", self.config)
+        _refuse(isinstance(self.claim_wait_s, int | float) and not isinstance(self.claim_wait_s, bool)
+                and 0 <= self.claim_wait_s < float("inf"), "claim_wait_s must be seconds >= 0", self.claim_wait_s)
         for name in ("force", "progress"):
             _refuse(isinstance(getattr(self, name), bool), f"{name} must be true or false", getattr(self, name))
         if self.workdir is not None:
@@ -119,7 +123,21 @@ class RetrainOutcome:
 
 def retrain(engine: Engine, request: RetrainRequest) -> RetrainOutcome:
     """Train, validate and gate on ``request``'s AOI; publish and register the new version (or return the
-    version already trained on exactly these inputs, as 'up-to-date', unless forced)."""
+    version already trained on exactly these inputs, as 'up-to-date', unless forced).
+
+    One retrain runs at a time (a :func:`soilclay.db.claims.claim`: model versions and the champion are
+    shared by every AOI): a second one waits for the first, then finds its inputs already trained on
+    ('up-to-date') instead of training them again."""
+    with claims.claim(engine, RETRAIN_CLAIM, stage="train", what="the retrain claim (one retrain at a time)",
+                      own_run=request.run_id, wait_s=request.claim_wait_s):
+        return _retrain(engine, request)
+
+
+#: The claim every retrain holds while it runs.
+RETRAIN_CLAIM = "soilclay.retrain"
+
+
+def _retrain(engine: Engine, request: RetrainRequest) -> RetrainOutcome:
     store = open_store(request.store_url)
     with tempfile.TemporaryDirectory(prefix="soilclay-retrain-", dir=request.workdir) as tmp_name:
         tmp = Path(tmp_name)
