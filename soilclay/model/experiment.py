@@ -15,7 +15,16 @@ import numpy as np
 from soilclay.model.config import ModelConfig
 from soilclay.model.features import Features
 from soilclay.model.report import plot_importances, plot_predictions, write_json
-from soilclay.model.train import MODELS, Fitted, ProtocolResult, assign_folds, fit_all, importances, run_protocol
+from soilclay.model.train import (
+    MODELS,
+    Fitted,
+    ProtocolResult,
+    assign_folds,
+    fit_all,
+    importances,
+    run_protocol,
+    spatial_block_size,
+)
 
 
 @dataclass
@@ -72,10 +81,14 @@ def run_experiment(features: Features, y: np.ndarray, config: ModelConfig, *, pr
     wanted = tuple(dict.fromkeys((primary, *(protocols or ()))))
     if "holdout" not in wanted:
         wanted = (*wanted, "holdout")  # importances are measured on the holdout split
+    # Every protocol's folds first: what cannot work is refused before any model is trained.
+    folds_of = {name: assign_folds(name, len(y), config, predefined=predefined_folds if name == "kfold" else None,
+                                   xy=xy) for name in wanted}
     results = {}
     for name in wanted:
-        folds = assign_folds(name, len(y), config, predefined=predefined_folds if name == "kfold" else None, xy=xy)
-        results[name] = run_protocol(name, config, features, y, folds, models, progress)
+        results[name] = run_protocol(name, config, features, y, folds_of[name], models, progress)
+        if name == "spatial" and xy is not None:
+            results[name].block_size_m = spatial_block_size(config, xy)
     hold = results["holdout"]
     test = np.flatnonzero(hold.folds >= 0)
     imp = importances(hold.last_fit, features.take(test), y[test], config.seed, models) if hold.last_fit else {}

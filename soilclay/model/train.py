@@ -61,11 +61,15 @@ class ProtocolResult:
     halfwidth: float
     seconds: float
     last_fit: Fitted | None = field(default=None, repr=False)  # the holdout protocol's models, for importance
+    block_size_m: float | None = None  # spatial CV: the block side used
 
     def to_json(self) -> dict:
-        return {"models": self.metrics, "folds": int(len(np.unique(self.folds[self.folds >= 0]))),
-                "cnn_interval": {"halfwidth": self.halfwidth, "coverage": self.coverage},
-                "seconds": round(self.seconds, 1)}
+        out = {"models": self.metrics, "folds": int(len(np.unique(self.folds[self.folds >= 0]))),
+               "cnn_interval": {"halfwidth": self.halfwidth, "coverage": self.coverage},
+               "seconds": round(self.seconds, 1)}
+        if self.block_size_m is not None:
+            out["block_size_m"] = self.block_size_m
+        return out
 
 
 def assign_folds(name: str, n: int, config: ModelConfig, *, predefined: np.ndarray | None,
@@ -77,8 +81,19 @@ def assign_folds(name: str, n: int, config: ModelConfig, *, predefined: np.ndarr
     if name == "spatial":
         if xy is None:
             raise ValueError("spatial CV needs projected coordinates")
-        return protocols.spatial_folds(xy[:, 0], xy[:, 1], config.block_size_m, config.folds, config.seed)
+        size = spatial_block_size(config, xy)
+        return protocols.spatial_folds(xy[:, 0], xy[:, 1], size, config.folds, config.seed)
     raise ValueError(f"protocol must be holdout, kfold or spatial, found {name!r}")
+
+
+def spatial_block_size(config: ModelConfig, xy: np.ndarray) -> float:
+    """The block side spatial CV uses on ``xy``: the configured one, or smaller on a small AOI (logged)."""
+    size = protocols.fit_block_size(xy[:, 0], xy[:, 1], config.block_size_m, config.folds)
+    if size != config.block_size_m:
+        log.warning("spatial CV: %d samples fill only %d blocks of %g m, fewer than %d folds; using %g m blocks",
+                    len(xy), protocols.count_blocks(xy[:, 0], xy[:, 1], config.block_size_m), config.block_size_m,
+                    config.folds, size)
+    return size
 
 
 def run_protocol(name: str, config: ModelConfig, features: Features, y: np.ndarray, folds: np.ndarray,

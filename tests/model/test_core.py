@@ -57,6 +57,45 @@ def test_spatial_blocks_never_straddle_folds():
         protocols.spatial_folds(x[:3], y[:3], 50_000.0, 5, seed=2)
 
 
+def test_a_small_aoi_gets_smaller_spatial_blocks_and_what_cannot_work_is_refused():
+    rng = np.random.default_rng(1)
+    x, y = rng.uniform(0, 1_900, 120), rng.uniform(0, 1_900, 120)  # the small demo world: 4 blocks of 1 km
+    assert protocols.count_blocks(x, y, 1000.0) == 4
+    size = protocols.fit_block_size(x, y, 1000.0, 5)
+    assert size == 500.0 and protocols.count_blocks(x, y, size) >= 5
+    assert protocols.fit_block_size(x, y, 250.0, 5) == 250.0  # enough blocks: the configured size stays
+    with pytest.raises(BadInputError, match=r"fill only 1 blocks even of 31.25 m \(configured 1000 m\)"):
+        protocols.fit_block_size(np.full(50, 5.0), np.full(50, 5.0), 1000.0, 5)  # all in one place
+    with pytest.raises(BadInputError, match="needs at least 5 samples, found 3"):
+        protocols.fit_block_size(x[:3], y[:3], 1000.0, 5)
+
+
+def test_an_experiment_refuses_impossible_folds_before_training(monkeypatch):
+    from soilclay.model import experiment, train
+    from soilclay.model.features import Features
+
+    trained = []
+    monkeypatch.setattr(train, "fit_all", lambda *a, **k: trained.append(1))
+    n = 40
+    rng = np.random.default_rng(0)
+    features = Features.from_frame(_frame(rng, n), ("optical", "coords"), source="t")
+    xy = np.zeros((n, 2))  # every sample at one point: no 5 spatial blocks of any size
+    with pytest.raises(BadInputError, match="spatial CV with 5 folds"):
+        experiment.run_experiment(features, rng.uniform(5, 50, n), ModelConfig.parse({}), xy=xy,
+                                  protocols=("holdout", "kfold", "spatial"))
+    assert trained == []
+
+
+def _frame(rng, n):
+    import pandas as pd
+
+    from soilclay.contract import COORD_COLUMNS, S2_BANDS
+
+    cols = {b: rng.uniform(0.05, 0.4, n) for b in S2_BANDS}
+    cols.update({c: rng.uniform(10, 11, n) for c in COORD_COLUMNS})
+    return pd.DataFrame(cols)
+
+
 def test_conformal_halfwidth_and_coverage():
     residuals = np.arange(1, 20, dtype=float)  # 19 residuals: rank ceil(20 * 0.9) = 18
     assert conformal_halfwidth(residuals, 0.9) == 18.0
