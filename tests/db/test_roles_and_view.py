@@ -47,6 +47,24 @@ def test_view_shows_champion_on_newest_composite(conn, populated):
     assert p2["clay"] is None and p2["model_version"] is None
 
 
+def test_a_promotion_never_blanks_the_view(conn, populated):
+    """Right after v4 is promoted it has estimated nothing: every parcel keeps its former champion's
+    number (marked 'retired'); as v4's estimates arrive they replace them parcel by parcel."""
+    from soilclay.db import models
+
+    b.model(conn, 4, "candidate")
+    models.promote(conn, 4, "beat v2 on the gate set")
+    sql = text("SELECT parcel_id, clay, model_version, model_status, s2_composite_version "
+               "FROM soilclay.parcel_clay_latest ORDER BY parcel_id")
+    assert [tuple(r) for r in conn.execute(sql)] == [("P1", 22.0, 2, "retired", 2), ("P2", None, None, None, None)]
+    b.prediction(conn, "P2", 4, populated["c2"], "run-1", clay=30.0, lower=28.0, upper=32.0)
+    assert [tuple(r) for r in conn.execute(sql)] == [("P1", 22.0, 2, "retired", 2), ("P2", 30.0, 4, "champion", 2)]
+    b.prediction(conn, "P1", 4, populated["c2"], "run-1", clay=25.0, lower=23.0, upper=27.0)
+    assert [tuple(r) for r in conn.execute(sql)][0] == ("P1", 25.0, 4, "champion", 2)
+    # candidates and rejected versions never show, whatever they estimated
+    assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_clay_latest WHERE model_version = 3")).scalar() == 0
+
+
 def test_reader_reads_the_view_only_and_writes_nothing(conn, populated):
     conn.execute(text("SET LOCAL ROLE soilclay_reader"))
     n = conn.execute(text("SELECT count(*) FROM soilclay.parcel_clay_latest WHERE clay > 20")).scalar()
