@@ -25,12 +25,18 @@ def composites() -> None:
 @click.option("--years", type=int, default=None, help="Rolling window length (default 3).")
 @click.option("--refresh", type=click.DateTime(["%Y-%m-%d"]), default=None,
               help="Refresh date ending the window (default: the newest scene's date).")
+@click.option("--force", is_flag=True, default=False,
+              help="Recompute composites that are up to date (a new version only if the scenes used changed).")
+@click.option("--min-valid-share", type=click.FloatRange(0.0, 1.0), default=None,
+              help="Refuse a composite with a smaller share of valid pixels on the AOI grid (default 0.05).")
 @click.pass_obj
 def build(settings: Settings, aoi_name: str, backend: str, sensor: str, recipe_file: Path | None,
-          years: int | None, refresh) -> None:
-    """Build new composite versions when the window holds scenes not yet composited."""
+          years: int | None, refresh, force: bool, min_valid_share: float | None) -> None:
+    """Build new composite versions when the window holds scenes not yet composited, or that an
+    earlier build skipped. A composite with too few valid pixels is refused (not registered): a
+    warning line; the command fails only when no sensor has a usable composite."""
     from soilclay.composites.backend import SENSORS, CompositeRequest, LocalComposites
-    from soilclay.composites.build import build_composites
+    from soilclay.composites.build import MIN_VALID_SHARE, build_composites
     from soilclay.composites.recipe import Recipe
     from soilclay.db.aois import load_aoi
     from soilclay.db.engine import make_engine
@@ -58,14 +64,23 @@ def build(settings: Settings, aoi_name: str, backend: str, sensor: str, recipe_f
     with recorded_run(engine, "composite", aoi_id=aoi.aoi_id,
                       params={"aoi": aoi_name, "backend": backend, "sensors": sensors,
                               "recipe": recipe.model_dump(mode="json")}) as run:
-        request = CompositeRequest(aoi.name, recipe, sensors, refresh_date, run.run_id)
-        outcomes = build_composites(engine, request, store=store, backend=chosen)
+        request = CompositeRequest(aoi.name, recipe, sensors, refresh_date, run.run_id, force=force)
+        outcomes = build_composites(engine, request, store=store, backend=chosen,
+                                    min_valid_share=MIN_VALID_SHARE if min_valid_share is None else min_valid_share)
         run.summary = {o.sensor: {"status": o.status, "version": o.version, "scenes": o.scene_count,
-                                  "skipped": len(o.skipped)} for o in outcomes}
+                                  "skipped": len(o.skipped), **({"reason": o.reason} if o.reason else {})}
+                       for o in outcomes}
     engine.dispose()
     click.echo(f"Composites for {aoi_name} (run {run.run_id}):")
     for outcome in outcomes:
+        if outcome.status == "refused":
+            click.echo(f"Warning: {outcome.reason}", err=True)
+            continue
         click.echo("  " + outcome.render().replace("\n", "\n  "))
+    refused = [o for o in outcomes if o.status == "refused"]
+    if refused and not any(o.status in ("created", "recomputed", "up-to-date") for o in outcomes):
+        raise click.ClickException(f"no usable composite for AOI {aoi_name}: "
+                                   f"{', '.join(o.sensor for o in refused)} refused (see the warnings above)")
 
 
 @composites.command("list")

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from soilclay.composites.grid import TargetGrid
-from soilclay.composites.recipe import Recipe
+from soilclay.composites.recipe import Recipe, inputs_hash
 from soilclay.contract import SceneRef
 from soilclay.db.aois import Aoi
 from soilclay.errors import BadInputError
@@ -26,13 +26,15 @@ SCENE_SOURCES = {"local": ("local", "stac-api"), "earthengine": ("earthengine",)
 @dataclass(frozen=True)
 class CompositeRequest:
     """One refresh of an AOI's composites: the recipe (default: the AOI's default recipe), the
-    sensors, the date ending the window (default: the newest scene) and the run recording it."""
+    sensors, the date ending the window (default: the newest scene) and the run recording it.
+    ``force`` recomputes composites that are up to date."""
 
     aoi: str
     recipe: Recipe | None = None
     sensors: tuple[str, ...] = SENSORS
     refresh: date | None = None
     run_id: str | None = None
+    force: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.aoi, str) or not self.aoi.strip():
@@ -47,7 +49,12 @@ class CompositeRequest:
 @dataclass(frozen=True)
 class CompositePlan:
     """What refreshing one sensor's composite of an AOI needs: ``status`` 'todo' (compute, then
-    register), 'up-to-date' (``existing`` names the version) or 'no-scenes'."""
+    register), 'up-to-date' (``existing`` names the version) or 'no-scenes'. A forced plan is 'todo'
+    with ``existing`` naming the up-to-date version it recomputes.
+
+    ``inputs_hash`` is over the planned scenes; a composite is registered (and published, :meth:`key_for`)
+    under the hash of the planned scenes less those that failed to read, so one that lost scenes that
+    way is not up to date for the planned ones and the next build retries them."""
 
     aoi: Aoi
     sensor: str
@@ -57,30 +64,41 @@ class CompositePlan:
     scenes: tuple[SceneRef, ...] = ()
     inputs_hash: str = ""
     existing: CompositeOutcome | None = None
+    force: bool = False
+
+    def name_for(self, used_hash: str) -> str:
+        return f"{self.aoi.name}-{self.sensor}-{self.recipe.hash(self.sensor)[:12]}-{used_hash[:12]}"
+
+    def key_for(self, used_hash: str) -> str:
+        """Object-store key of the COG computed over the scenes hashing to ``used_hash``."""
+        return f"composites/{self.aoi.name}/{self.sensor}/{self.name_for(used_hash)}.tif"
 
     @property
     def name(self) -> str:
-        return f"{self.aoi.name}-{self.sensor}-{self.recipe.hash(self.sensor)[:12]}-{self.inputs_hash[:12]}"
+        return self.name_for(self.inputs_hash)
 
     @property
     def key(self) -> str:
-        """Object-store key of the COG (Earth Engine writes ``{store prefix}/{key}``)."""
-        return f"composites/{self.aoi.name}/{self.sensor}/{self.name}.tif"
+        """Object-store key of the COG over all planned scenes (Earth Engine writes ``{store prefix}/{key}``)."""
+        return self.key_for(self.inputs_hash)
 
 
 @dataclass
 class CompositeOutcome:
     sensor: str
-    status: str  # 'created', 'up-to-date' or 'no-scenes'
+    status: str  # 'created', 'recomputed' (forced, same inputs), 'up-to-date', 'no-scenes' or 'refused'
     period: tuple[date, date]
     composite_id: int | None = None
     version: int | None = None
     uri: str | None = None
     scene_count: int = 0
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    reason: str | None = None  # why a composite was refused
 
     def render(self) -> str:
         head = f"{self.sensor}: {self.status}"
+        if self.reason:
+            head += f": {self.reason}"
         if self.version is not None:
             head += f" (version {self.version}, {self.scene_count} scenes, {self.period[0]}..{self.period[1]})"
         lines = [head]
@@ -94,11 +112,16 @@ class CompositeOutcome:
 
 @dataclass(frozen=True)
 class Computed:
-    """A published composite: its URI, the scenes it used and those skipped with the reason."""
+    """A published composite: its URI, the scenes it used and those skipped with the reason.
+
+    ``key`` is its object-store key and ``inputs_hash`` the hash of its inputs: the planned scenes less
+    those that failed to read (both default to the plan's: no scene failed)."""
 
     uri: str
     used: int
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    key: str = ""
+    inputs_hash: str = ""
 
 
 class Store(Protocol):
@@ -138,5 +161,14 @@ class LocalComposites:
                 reasons = "; ".join(f"{sid}: {why}" for sid, why in result.skipped[:5])
                 raise BadInputError(f"no usable {plan.sensor} scenes for {plan.recipe.aoi} "
                                     f"({len(plan.scenes)} listed): {reasons}")
-            uri = store.publish_file(result.path, plan.key)
-        return Computed(uri, len(result.used), result.skipped)
+            # The planned scenes less those that failed to read (a missing or corrupt file): a later
+            # build retries those. Scenes the recipe rules out by content count as inputs.
+            failed = {sid for sid, _ in result.skipped} - set(result.excluded)
+            used_hash = inputs_hash([s.scene_id for s in plan.scenes if s.scene_id not in failed])
+            key = plan.key_for(used_hash)
+            exists, uri_of = getattr(store, "exists", None), getattr(store, "uri", None)
+            if not plan.force and exists is not None and uri_of is not None and exists(key):
+                uri = uri_of(key)  # published before (same recipe, same scenes): objects are immutable
+            else:  # forced: identical content is a no-op, a missing COG is restored, a different one refused
+                uri = store.publish_file(result.path, key)
+        return Computed(uri, len(result.used), result.skipped, key, used_hash)

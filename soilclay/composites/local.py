@@ -5,7 +5,9 @@ keeps one bare mask per scene and one band's observations at a time, reduces the
 written out before the next tile starts.
 Bad scenes (missing asset or file, unreadable or truncated GeoTIFF, unexpected CRS, no clear
 pixel over the AOI) are skipped with a reason naming the Item and asset; the composite is built
-from the rest.
+from the rest. Scenes the recipe rules out by their content (cloud cover, backscatter scale, no clear
+pixel) are also listed in :attr:`LocalResult.excluded`: skipping them again would give the same
+composite, unlike a missing or unreadable file, which a later build retries.
 """
 
 from __future__ import annotations
@@ -43,14 +45,16 @@ Reader = Callable[[str, TargetGrid, Window, str, str], np.ndarray]
 
 
 class SceneProblem(Exception):
-    """A scene cannot be used; the message names the Item and asset."""
+    """A scene cannot be used; the message names the Item and asset. ``excluded``: the recipe rules
+    the scene out by its content (as opposed to a file that could not be read)."""
 
-    def __init__(self, scene_id: str, message: str) -> None:
+    def __init__(self, scene_id: str, message: str, excluded: bool = False) -> None:
         super().__init__(message)
         self.scene_id = scene_id
+        self.excluded = excluded
 
     def __reduce__(self):  # survives the trip back from a worker process
-        return type(self), (self.scene_id, str(self))
+        return type(self), (self.scene_id, str(self), self.excluded)
 
 
 @dataclass
@@ -58,6 +62,7 @@ class LocalResult:
     path: Path  # the COG, in a local working directory
     used: list[str]  # scene ids that went into the composite
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (scene id, reason)
+    excluded: list[str] = field(default_factory=list)  # skipped scenes the recipe rules out by content
 
 
 def _asset_hrefs(scene: SceneRef, keys: tuple[str, ...]) -> dict[str, str]:
@@ -135,8 +140,8 @@ class LocalBackend:
     # -- shared scaffolding -----------------------------------------------------------------------
     def _usable(self, scenes: list[SceneRef], keys: tuple[str, ...], grid: TargetGrid,
                 extra: Callable[[SceneRef, dict[str, str]], None] | None = None,
-                ) -> tuple[list[tuple[SceneRef, dict[str, str]]], list[tuple[str, str]]]:
-        usable, skipped = [], []
+                ) -> tuple[list[tuple[SceneRef, dict[str, str]]], list[tuple[str, str]], list[str]]:
+        usable, skipped, excluded = [], [], []
         for scene in scenes:
             try:
                 hrefs = _asset_hrefs(scene, keys)
@@ -147,14 +152,24 @@ class LocalBackend:
                 usable.append((scene, hrefs))
             except SceneProblem as exc:
                 skipped.append((scene.scene_id, str(exc)))
+                if exc.excluded:
+                    excluded.append(scene.scene_id)
                 log.warning("skipped scene %s: %s", scene.scene_id, exc)
-        return usable, skipped
+        return usable, skipped, excluded
 
     def _write(self, name: str, grid: TargetGrid, bands: tuple[str, ...],
                fill: Callable[[int, Window], dict[str, np.ndarray]], tile: int) -> Path:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        staging = self.workdir / f".{name}.staging.tif"
+        remove_stale_staging(self.workdir)
+        staging = self.workdir / f".{name}.{os.getpid()}.staging.tif"
         final = self.workdir / f"{name}.tif"
+        try:
+            return self._write_staged(staging, final, name, grid, bands, fill, tile)
+        finally:
+            staging.unlink(missing_ok=True)
+
+    def _write_staged(self, staging: Path, final: Path, name: str, grid: TargetGrid, bands: tuple[str, ...],
+                      fill: Callable[[int, Window], dict[str, np.ndarray]], tile: int) -> Path:
         profile = dict(driver="GTiff", width=grid.width, height=grid.height, count=len(bands), dtype="float32",
                        crs=grid.crs, transform=grid.transform, nodata=np.nan, tiled=True,
                        blockxsize=256, blockysize=256, compress="ZSTD", predictor=3, BIGTIFF="IF_SAFER")
@@ -168,7 +183,6 @@ class LocalBackend:
                 dst.write(np.stack([values[b] for b in bands]).astype(np.float32), window=window)
         rasterio.shutil.copy(staging, final, driver="COG", compress="ZSTD", predictor="YES", level=6,
                              blocksize=512, overview_resampling="average", num_threads=1)
-        staging.unlink()
         return final
 
     # -- Sentinel-2 ----------------------------------------------------------------------------------
@@ -187,11 +201,12 @@ class LocalBackend:
         if params is None:
             raise BadInputError(f"recipe for {recipe.aoi} has no s2 part")
         keys = S2_BANDS + ("SCL",) + (("CLD",) if params.cloud_probability_max is not None else ())
-        candidates, skipped = [], []
+        candidates, skipped, ruled_out = [], [], []
         for s in scenes:
             if s.cloud_cover is not None and s.cloud_cover > params.max_scene_cloud_cover:
                 skipped.append((s.scene_id, f"cloud cover {s.cloud_cover:.0f} % above the recipe's "
                                             f"{params.max_scene_cloud_cover:.0f} %"))
+                ruled_out.append(s.scene_id)
             else:
                 candidates.append(s)
         windows = list(grid.tiles(recipe.tile_size))
@@ -209,11 +224,11 @@ class LocalBackend:
                 raise SceneProblem(scene.scene_id, f"asset SCL: read failed ({exc})") from exc
             if not tiles:
                 raise SceneProblem(scene.scene_id,
-                                   "no clear pixel over the AOI (SCL all cloud, shadow or nodata)")
+                                   "no clear pixel over the AOI (SCL all cloud, shadow or nodata)", excluded=True)
             clear_tiles[scene.scene_id] = tiles
 
         while True:
-            usable, bad = self._usable(candidates, keys, grid, any_clear)
+            usable, bad, excluded = self._usable(candidates, keys, grid, any_clear)
             try:
                 path = self._write(name, grid, S2_COMPOSITE_BANDS,
                                    lambda i, w, u=usable: _s2_tile(read_window, u, clear_tiles, i, grid, w, params),
@@ -223,23 +238,24 @@ class LocalBackend:
                 log.warning("restarting without %s: %s", exc.scene_id, exc)
                 candidates = [s for s in candidates if s.scene_id != exc.scene_id]
                 skipped.append((exc.scene_id, str(exc)))
-        return LocalResult(path, [s.scene_id for s, _ in usable], skipped + bad)
+        return LocalResult(path, [s.scene_id for s, _ in usable], skipped + bad, ruled_out + excluded)
 
     # -- Sentinel-1 ----------------------------------------------------------------------------------
     def _s1(self, recipe: Recipe, grid: TargetGrid, scenes: list[SceneRef], name: str) -> LocalResult:
         params = recipe.s1
         if params is None:
             raise BadInputError(f"recipe for {recipe.aoi} has no s1 part")
-        candidates, skipped = [], []
+        candidates, skipped, ruled_out = [], [], []
         for s in scenes:
             if params.orbit_pass != "both" and s.orbit_state != params.orbit_pass:
                 continue  # not part of this recipe at all
             if s.properties.get("s1:scale", "linear") != "linear":
                 skipped.append((s.scene_id, f"backscatter scale {s.properties['s1:scale']!r}, expected 'linear'"))
+                ruled_out.append(s.scene_id)
                 continue
             candidates.append(s)
         while True:
-            usable, bad = self._usable(candidates, ("vv", "vh"), grid)
+            usable, bad, excluded = self._usable(candidates, ("vv", "vh"), grid)
             try:
                 path = self._write(name, grid, S1_COMPOSITE_BANDS,
                                    lambda i, w, u=usable: _s1_tile(read_window, u, grid, w, params),
@@ -249,7 +265,7 @@ class LocalBackend:
                 log.warning("restarting without %s: %s", exc.scene_id, exc)
                 candidates = [s for s in candidates if s.scene_id != exc.scene_id]
                 skipped.append((exc.scene_id, str(exc)))
-        return LocalResult(path, [s.scene_id for s, _ in usable], skipped + bad)
+        return LocalResult(path, [s.scene_id for s, _ in usable], skipped + bad, ruled_out + excluded)
 
 
 _FILL: Callable[[int, Window], dict[str, np.ndarray]] | None = None  # the tile function, for forked workers
@@ -336,3 +352,27 @@ def _s1_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], grid: 
     vv, count = maths.reduce_time(np.stack(stacks["vv"]), "median")
     vh, _ = maths.reduce_time(np.stack(stacks["vh"]), "median")
     return {"VV": vv, "VH": vh, "VV_VH": vv - vh, "count": count.astype(np.float32)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale_staging(workdir: Path) -> list[Path]:
+    """Delete staging files (``.{name}.{pid}.staging.tif``) that no live process is writing: those of a
+    killed run, and those of the old pid-less naming. Returns what was removed."""
+    removed = []
+    for path in sorted(Path(workdir).glob(".*.staging.tif")):
+        pid = path.name.removesuffix(".staging.tif").rsplit(".", 1)[-1]
+        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+        log.warning("removed %s: the staging file of a run that no longer runs", path)
+    return removed
