@@ -3,8 +3,6 @@ and no half-written results when something fails."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 import rasterio
 from sqlalchemy import text
@@ -12,31 +10,17 @@ from sqlalchemy import text
 from soilclay.composites.backend import CompositeRequest
 from soilclay.composites.build import build_composites
 from soilclay.composites.recipe import Recipe
-from soilclay.db.aois import register_aoi
 from soilclay.db.runs import recorded_run
 from soilclay.demo import world
 from soilclay.errors import BadInputError
 from soilclay.io.store import LocalStore
-from soilclay.io.vector import read_aoi_file
 from soilclay.scenes.local import LocalStacSource
 from soilclay.scenes.sync import sync_scenes
+from tests.composites.conftest import register_world
 
 
 def _recipe(aoi: str) -> Recipe:
     return Recipe.parse({"aoi": aoi, "window": {"years": 3}, "grid": {"crs": "EPSG:32633"}, "tile_size": 128})
-
-
-@pytest.fixture
-def world_copy(small_world, tmp_path):
-    copy = tmp_path / "world"
-    shutil.copytree(small_world, copy)
-    return copy
-
-
-def _register(engine, world_dir, name):
-    geometry, props = read_aoi_file(world_dir / "aoi.geojson")
-    register_aoi(engine, name, geometry, props["grid_crs"])
-    sync_scenes(engine, name, LocalStacSource(world_dir / "scenes"))
 
 
 def _rows(engine, name):
@@ -49,7 +33,7 @@ def _rows(engine, name):
 
 def test_refresh_builds_once_then_only_when_scenes_arrive(engine, world_copy, tmp_path):
     name = "build-test"
-    _register(engine, world_copy, name)
+    register_world(engine, world_copy, name)
     store = LocalStore(tmp_path / "store")
     with recorded_run(engine, "composite") as run:
         first = build_composites(engine, CompositeRequest(name, _recipe(name), run_id=run.run_id), store=store)
@@ -82,7 +66,7 @@ def test_refresh_builds_once_then_only_when_scenes_arrive(engine, world_copy, tm
 
 def test_a_changed_recipe_is_a_new_version(engine, world_copy, tmp_path):
     name = "recipe-test"
-    _register(engine, world_copy, name)
+    register_world(engine, world_copy, name)
     store = LocalStore(tmp_path / "store")
     build_composites(engine, CompositeRequest(name, _recipe(name), sensors=("sentinel-1",)), store=store)
     changed = Recipe.parse({**_recipe(name).model_dump(mode="json"), "s1": {"orbit_pass": "ascending"}})
@@ -93,7 +77,7 @@ def test_a_changed_recipe_is_a_new_version(engine, world_copy, tmp_path):
 
 def test_failure_while_publishing_leaves_nothing_half_written(engine, world_copy, tmp_path):
     name = "crash-test"
-    _register(engine, world_copy, name)
+    register_world(engine, world_copy, name)
     store = LocalStore(tmp_path / "store")
 
     def crash(local_path, key, **kwargs):

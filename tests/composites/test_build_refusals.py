@@ -3,7 +3,6 @@ failed to read being retried by the next build, and forced recomputes (issue 12,
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -14,12 +13,9 @@ from soilclay.cli import main
 from soilclay.composites.backend import CompositeRequest, LocalComposites
 from soilclay.composites.build import build_composites, valid_share
 from soilclay.composites.recipe import Recipe
-from soilclay.db.aois import register_aoi
 from soilclay.errors import BadInputError
 from soilclay.io.store import LocalStore
-from soilclay.io.vector import read_aoi_file
-from soilclay.scenes.local import LocalStacSource
-from soilclay.scenes.sync import sync_scenes
+from tests.composites.conftest import register_world
 
 
 def _recipe(aoi: str, **s2) -> Recipe:
@@ -39,19 +35,6 @@ class CountingBackend(LocalComposites):
         return super().compute(plan, store)
 
 
-@pytest.fixture
-def world_copy(small_world, tmp_path):
-    copy = tmp_path / "world"
-    shutil.copytree(small_world, copy)
-    return copy
-
-
-def _register(engine, world_dir, name):
-    geometry, props = read_aoi_file(world_dir / "aoi.geojson")
-    register_aoi(engine, name, geometry, props["grid_crs"])
-    sync_scenes(engine, name, LocalStacSource(world_dir / "scenes"))
-
-
 def _rows(engine, name):
     with engine.connect() as conn:
         return conn.execute(text(
@@ -65,7 +48,7 @@ def _newest(engine, name, sensor):
 
 def test_an_all_nodata_composite_is_refused_and_the_previous_version_stays_newest(engine, world_copy, tmp_path):
     name = "refuse-empty"
-    _register(engine, world_copy, name)
+    register_world(engine, world_copy, name)
     store = LocalStore(tmp_path / "store")
     backend = CountingBackend()
     (good,) = build_composites(engine, CompositeRequest(name, _recipe(name), sensors=("sentinel-2",)), store=store,
@@ -92,7 +75,7 @@ def test_an_all_nodata_composite_is_refused_and_the_previous_version_stays_newes
 
 def test_the_minimum_valid_share_is_configurable(engine, world_copy, tmp_path):
     name = "refuse-share"
-    _register(engine, world_copy, name)
+    register_world(engine, world_copy, name)
     store = LocalStore(tmp_path / "store")
     request = CompositeRequest(name, _recipe(name), sensors=("sentinel-2",))
     (good,) = build_composites(engine, request, store=store, min_valid_share=0.0)
@@ -110,7 +93,7 @@ def test_the_minimum_valid_share_is_configurable(engine, world_copy, tmp_path):
 
 def test_a_scene_that_failed_to_read_is_retried_once_repaired(engine, world_copy, tmp_path):
     name = "retry-skipped"
-    _register(engine, world_copy, name)
+    register_world(engine, world_copy, name)
     store = LocalStore(tmp_path / "store")
     backend = CountingBackend()
     scene_dir = sorted(p for p in (world_copy / "scenes" / "sentinel-1-grd").iterdir() if p.is_dir())[5]
@@ -141,7 +124,7 @@ def test_a_scene_that_failed_to_read_is_retried_once_repaired(engine, world_copy
 
 def test_force_recomputes_an_up_to_date_composite(engine, world_copy, tmp_path):
     name = "force-build"
-    _register(engine, world_copy, name)
+    register_world(engine, world_copy, name)
     store = LocalStore(tmp_path / "store")
     backend = CountingBackend()
     (first,) = build_composites(engine, CompositeRequest(name, _recipe(name), sensors=("sentinel-1",)), store=store,
@@ -157,7 +140,7 @@ def test_force_recomputes_an_up_to_date_composite(engine, world_copy, tmp_path):
 def test_cli_warns_on_a_refused_sensor_and_fails_only_when_nothing_is_usable(engine, world_copy, tmp_path,
                                                                               monkeypatch):
     name = "refuse-cli"
-    _register(engine, world_copy, name)
+    register_world(engine, world_copy, name)
     monkeypatch.setenv("SOILCLAY_DATABASE_URL", engine.url.render_as_string(hide_password=False))
     monkeypatch.setenv("SOILCLAY_STORE_URL", str(tmp_path / "store"))
     monkeypatch.setenv("SOILCLAY_WORK_DIR", str(tmp_path / "work"))
