@@ -26,7 +26,9 @@ the recipe's window holds scenes not yet composited with this recipe, so re-runn
 - `earthengine`: `plan_exports` lists the composites to make (`plan_composites`), one mapped
   **deferrable** `EarthEngineExportOperator` per composite starts the export and frees its worker
   slot while a trigger polls the Earth Engine operation (pool `earthengine` caps concurrent
-  exports), and `register_exports` registers the COGs written to `gs://` (`SOILCLAY_STORE_URL`).
+  exports), and `register_exports` registers the COGs written to `gs://` (`SOILCLAY_STORE_URL`). An
+  export with too few valid pixels (`soilclay.composites.build.refused_export`, as a local build) is
+  *refused*: not registered, its COG removed, the previous version stays newest.
   Credentials: the Airflow connection `google_cloud_default` (extras `project` and `key_path` or
   `keyfile_dict`).
 
@@ -57,11 +59,12 @@ def _plans(engine: Any, aoi_name: str, sensors: list[str], params: dict[str, Any
     return plan_composites(engine, request, backend=params["backend"])
 
 
-def _register_one(engine: Any, item: dict[str, Any], uri: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Register one exported COG as a new composite version, if its inputs are still the planned ones."""
+def _register_one(engine: Any, store: Any, item: dict[str, Any], uri: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Register one exported COG as a new composite version, if its inputs are still the planned ones and
+    enough of its pixels are valid (else 'refused' with the reason: not registered, as a local build)."""
     from datetime import date
 
-    from soilclay.composites.build import register_planned
+    from soilclay.composites.build import refused_export, register_planned
     from soilclay.errors import BadInputError
 
     record = {"aoi": item["aoi"], "backend": "earthengine", "sensors": [item["sensor"]], "uri": uri}
@@ -70,12 +73,16 @@ def _register_one(engine: Any, item: dict[str, Any], uri: str, params: dict[str,
         if plan.name != item["name"]:
             raise BadInputError(f"{item['aoi']}/{item['sensor']}: the scenes changed while exporting "
                                 f"(exported {item['name']}, now {plan.name}); the next run exports anew")
-        outcome = plan.existing if plan.status == "up-to-date" else register_planned(
-            engine, plan, uri=uri, backend="earthengine", run_id=run.run_id)
-        run.summary = {item["sensor"]: {"status": outcome.status, "version": outcome.version}}
+        if plan.status == "up-to-date":
+            outcome = plan.existing
+        else:
+            outcome = refused_export(engine, plan, uri, store) or register_planned(
+                engine, plan, uri=uri, backend="earthengine", run_id=run.run_id)
+        run.summary = {item["sensor"]: {"status": outcome.status, "version": outcome.version,
+                                        **({"reason": outcome.reason} if outcome.reason else {})}}
     print(outcome.render())
     return {"aoi": item["aoi"], "sensor": item["sensor"], "status": outcome.status, "version": outcome.version,
-            "uri": outcome.uri, "scenes": outcome.scene_count}
+            "uri": outcome.uri, "scenes": outcome.scene_count, **({"reason": outcome.reason} if outcome.reason else {})}
 
 
 def _created_by_this_run() -> list[dict[str, Any]]:
@@ -194,12 +201,14 @@ def soilclay_composites() -> None:
     def register_exports(planned: list[dict[str, Any]], uris: list[str], params: dict[str, Any]) -> list[dict]:
         """Register each exported COG as a new composite version, if its inputs are still the planned ones."""
         from soilclay.errors import BadInputError
+        from soilclay.io.store import open_store
 
         results, errors = [], []
-        with soilclay_runtime() as (_, engine):
+        with soilclay_runtime() as (settings, engine):
+            store = open_store(settings.store_url)  # where the exports landed (gs://, see plan_exports)
             for item, uri in zip(planned, list(uris), strict=True):
                 try:
-                    results.append(_register_one(engine, item, uri, params))
+                    results.append(_register_one(engine, store, item, uri, params))
                 except BadInputError as exc:  # register the others; fail at the end (publish sees the rest)
                     errors.append(str(exc))
         if errors:

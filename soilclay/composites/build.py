@@ -14,7 +14,8 @@ retries them and registers a new version if they now read (or finds the same ver
 
 A computed composite whose share of valid pixels on the AOI grid is below ``min_valid_share`` (or that
 has no valid pixel at all) is refused (:func:`check_valid_share`): not registered, its COG removed from
-the store, and the outcome says 'refused' with the reason.
+the store, and the outcome says 'refused' with the reason. The same check holds for a COG Earth Engine
+exported into the store (:func:`refused_export`, before :func:`register_planned`).
 """
 
 from __future__ import annotations
@@ -51,8 +52,8 @@ from soilclay.io.raster import nodata_to_nan
 
 log = logging.getLogger(__name__)
 __all__ = ["MIN_VALID_SHARE", "SENSORS", "CompositeOutcome", "CompositePlan", "CompositeRequest",
-           "build_composites", "check_valid_share", "plan_composites", "refusal", "register_planned",
-           "valid_share"]
+           "build_composites", "check_valid_share", "plan_composites", "refusal", "refused_export",
+           "register_planned", "valid_share"]
 
 #: Default least share of the AOI grid's pixels a composite must have valid to be registered.
 MIN_VALID_SHARE = 0.05
@@ -123,20 +124,41 @@ def _read_share(uri: str, key: str, store: Store) -> tuple[int, int]:
         return valid_share(download(key, Path(tmp) / "composite.tif"))
 
 
-def check_valid_share(plan: CompositePlan, valid: int, total: int, min_valid_share: float) -> str | None:
-    """The reason to refuse ``plan``'s composite with ``valid`` of ``total`` grid pixels valid, or None."""
+def check_valid_share(plan: CompositePlan, valid: int, total: int, min_valid_share: float,
+                      uri: str | None = None) -> str | None:
+    """The reason to refuse ``plan``'s composite (the COG at ``uri``) with ``valid`` of ``total`` grid
+    pixels valid, or None: one line naming the AOI, the sensor, the COG and the share found and required."""
     share = valid / total if total else 0.0
     if valid > 0 and share >= min_valid_share:
         return None
+    where = f" in {uri}" if uri else ""
     return (f"AOI {plan.aoi.name}: {plan.sensor} composite refused, {share:.1%} of the grid's pixels valid "
-            f"({valid} of {total}), below the minimum {min_valid_share:.1%}; not registered")
+            f"({valid} of {total}){where}, below the minimum {min_valid_share:.1%}; not registered")
 
 
 def refusal(plan: CompositePlan, uri: str, store: Store, *, key: str | None = None,
             min_valid_share: float = MIN_VALID_SHARE) -> str | None:
     """Why the COG published at ``uri`` (store key ``key``, default the plan's) must not be registered
     for ``plan``, or None: the one check every path registering a computed composite goes through."""
-    return check_valid_share(plan, *_read_share(uri, key or plan.key, store), min_valid_share)
+    return check_valid_share(plan, *_read_share(uri, key or plan.key, store), min_valid_share, uri)
+
+
+def refused_export(engine: Engine, plan: CompositePlan, uri: str, store: Store, *,
+                   min_valid_share: float = MIN_VALID_SHARE) -> CompositeOutcome | None:
+    """The 'refused' outcome of the COG an export wrote at ``uri`` for ``plan`` (store key: the plan's,
+    below the store's prefix) when :func:`refusal` refuses it, the COG removed from the store as a refused
+    local build's is; None when it may be registered (:func:`register_planned`). Every planned scene is an
+    input of an export. A COG missing from the store or unreadable is a :class:`BadInputError` naming it."""
+    if not 0.0 <= min_valid_share <= 1.0:
+        raise BadInputError(f"min_valid_share must be between 0 and 1, found {min_valid_share!r}")
+    try:
+        reason = refusal(plan, uri, store, min_valid_share=min_valid_share)
+    except (FileNotFoundError, RasterioError) as exc:
+        raise BadInputError(f"AOI {plan.aoi.name}: the {plan.sensor} export {uri} is missing or not a readable "
+                            f"GeoTIFF ({exc}); not registered") from exc
+    if reason is None:
+        return None
+    return _refuse(engine, plan, Computed(uri, len(plan.scenes), [], plan.key), store, reason)
 
 
 def register_planned(engine: Engine, plan: CompositePlan, *, uri: str, backend: str, run_id: str | None,

@@ -217,7 +217,7 @@ def test_predict_maps_over_parcel_chunks_and_writes_every_parcel_once(world_at, 
     assert all(tis[k] == "success" for k in chunks) and tis["publish_predictions"] == "success"
     with engine.connect() as conn:
         rows = conn.execute(text(
-            "SELECT count(*) AS n, count(DISTINCT parcel_id) AS parcels, min(model_version) AS lo, "
+            "SELECT count(*) AS n, count(DISTINCT parcel_key) AS parcels, min(model_version) AS lo, "
             "max(model_version) AS hi, count(DISTINCT run_id) AS runs FROM soilclay.parcel_predictions")).one()
     assert (rows.n, rows.parcels, rows.lo, rows.hi, rows.runs) == (parcels, parcels, 1, 1, len(chunks))
     (event,) = dags.events("soilclay://predictions")
@@ -249,29 +249,22 @@ def test_predict_pinned_to_a_version_that_is_not_the_champion_fails_without_retr
     assert scalar(engine, "SELECT count(*) FROM soilclay.parcel_predictions") == 0
 
 
-def test_earthengine_branch_exports_with_the_deferrable_operator_and_registers(world_at, dags, monkeypatch):
+def test_earthengine_branch_exports_with_the_deferrable_operator_and_registers(world_at, dags, monkeypatch,
+                                                                               emulator_host):
     """Backend earthengine: plan → mapped deferrable export (trigger run inline by dag.test) → register.
     Earth Engine itself is scripted: the export start returns an operation, polling reports SUCCEEDED."""
-    from soilclay_airflow.hooks.earthengine import EarthEngineHook
-
-    from soilclay.composites.earthengine import EarthEngineBackend
-
     world = world_at("loaded")
     engine = world.engine
     register_world_aoi(engine, world.source, "demo-ee")  # an AOI whose scenes came from the Earth Engine catalogue
     record_world_scenes(engine, world.source, "demo-ee", source="earthengine")
-    started: list[tuple[str, str]] = []
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
 
-    def start(self, recipe, sensor, aoi_geometry, period, name):
-        started.append((sensor, name))
-        return f"projects/p/operations/OP{len(started)}", f"gs://{self.bucket}/{self.prefix}/{name}.tif"
+    from tests.dags.earthengine_fakes import fake_earth_engine
 
-    def get_operation(self, name):
-        return {"name": name, "done": True, "metadata": {"state": "SUCCEEDED", "destinationUris": []}}
-
-    monkeypatch.setattr(EarthEngineBackend, "start", start)
-    monkeypatch.setattr(EarthEngineHook, "initialize", lambda self: None)
-    monkeypatch.setattr(EarthEngineHook, "get_operation", get_operation)
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator_host)  # exports write real COGs to the emulator
+    bucket = storage.Client(project="test", credentials=AnonymousCredentials()).bucket("soilclay-test")
+    started = fake_earth_engine(monkeypatch, bucket, world.root, empty=set())
     monkeypatch.setenv("SOILCLAY_STORE_URL", "gs://soilclay-test/prefix")
     monkeypatch.setenv("AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT",
                        json.dumps({"conn_type": "google_cloud_platform", "extra": {"project": "p"}}))
