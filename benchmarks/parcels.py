@@ -80,9 +80,13 @@ def main() -> None:
     cursor_rows = [(pid, geom.wkb) for pid, geom in zip(wgs["parcel_id"], wgs.geometry, strict=True)]
     with engine.begin() as conn:
         cur = conn.connection.dbapi_connection.cursor()
-        with cur.copy("COPY soilclay.parcels (parcel_id, geom, source_file) FROM STDIN") as copy:
+        with cur.copy("COPY soilclay.parcels (source, parcel_id, geom, source_file) FROM STDIN") as copy:
             for pid, wkb in cursor_rows:
-                copy.write_row((pid, "SRID=4326;" + shapely.MultiPolygon([shapely.from_wkb(wkb)]).wkt, "bench"))
+                copy.write_row(("bench", pid, "SRID=4326;" + shapely.MultiPolygon([shapely.from_wkb(wkb)]).wkt,
+                                "bench"))
+    with engine.connect() as conn:  # the geometry each estimate is computed on
+        geometries = {r.parcel_id: (r.parcel_key, r.geom_hash) for r in conn.execute(text(
+            "SELECT parcel_id, parcel_key, geom_hash FROM soilclay.parcels"))}
 
     predictor = InProcessPredictor(args.models / str(versions[-1]), versions[-1])
     s1_id = ids["sentinel-1"] if "sar" in predictor.inputs else None
@@ -96,8 +100,8 @@ def main() -> None:
     est = aggregate(pixels.parcel_ids, pixels.parcel, np.asarray(out["clay"], float),
                     np.asarray(out["clay_lower"], float), np.asarray(out["clay_upper"], float),
                     np.asarray(out["in_domain"], bool), pixels.total_pixels, pixels.usable_pixels)
-    written = write_estimates(engine, est, model_version=versions[-1], s2_composite_id=ids["sentinel-2"],
-                              s1_composite_id=s1_id, run_id="bench")
+    written = write_estimates(engine, est, geometries, model_version=versions[-1],
+                              s2_composite_id=ids["sentinel-2"], s1_composite_id=s1_id, run_id="bench")
     e2e = time.perf_counter() - started
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -105,7 +109,7 @@ def main() -> None:
     with engine.begin() as conn:
         conn.execute(text("TRUNCATE soilclay.parcel_predictions"))
     started = time.perf_counter()
-    write_estimates(engine, est, model_version=versions[-1], s2_composite_id=ids["sentinel-2"],
+    write_estimates(engine, est, geometries, model_version=versions[-1], s2_composite_id=ids["sentinel-2"],
                     s1_composite_id=s1_id, run_id="bench")
     copy_only = time.perf_counter() - started
 
@@ -115,8 +119,8 @@ def main() -> None:
     starts = np.searchsorted(pixels.parcel[order], subset)
     ends = np.searchsorted(pixels.parcel[order], subset, side="right")
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM soilclay.parcel_predictions WHERE parcel_id = ANY(:p)"),
-                     {"p": [pixels.parcel_ids[k] for k in subset]})
+        conn.execute(text("DELETE FROM soilclay.parcel_predictions WHERE parcel_key = ANY(:p)"),
+                     {"p": [geometries[pixels.parcel_ids[k]][0] for k in subset]})
     started = time.perf_counter()
     for k, a, b in zip(subset, starts, ends, strict=True):
         rows = order[a:b]
@@ -126,11 +130,12 @@ def main() -> None:
             clay = float(np.mean(res["clay"]))
         with engine.begin() as conn:
             conn.execute(text(
-                "INSERT INTO soilclay.parcel_predictions (parcel_id, model_version, s2_composite_id, s1_composite_id,"
-                " run_id, clay_mean, clay_lower, clay_upper, pixel_count, flags) VALUES (:p, :m, :s2, :s1, 'bench',"
-                " :c, :c, :c, :n, :f)"),
-                {"p": pixels.parcel_ids[k], "m": versions[-1], "s2": ids["sentinel-2"], "s1": s1_id, "c": clay,
-                 "n": len(rows), "f": [] if clay is not None else ["no_pixels"]})
+                "INSERT INTO soilclay.parcel_predictions (parcel_key, geom_hash, model_version, s2_composite_id,"
+                " s1_composite_id, run_id, clay_mean, clay_lower, clay_upper, pixel_count, flags) VALUES (:k, :h, :m,"
+                " :s2, :s1, 'bench', :c, :c, :c, :n, :f)"),
+                {"k": geometries[pixels.parcel_ids[k]][0], "h": geometries[pixels.parcel_ids[k]][1],
+                 "m": versions[-1], "s2": ids["sentinel-2"], "s1": s1_id, "c": clay, "n": len(rows),
+                 "f": [] if clay is not None else ["no_pixels"]})
     naive = (time.perf_counter() - started) / len(subset) * len(pixels.parcel_ids)
 
     n = len(pixels.parcel_ids)

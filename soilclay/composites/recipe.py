@@ -3,6 +3,11 @@ with every composite. Both backends (local numpy, Earth Engine) compute exactly 
 
 Time windows are either explicit (``start``/``end``) or rolling (``years`` up to the refresh
 date); :meth:`TimeWindow.resolve` turns either into concrete dates.
+
+Two identities: :meth:`Recipe.hash` names one composite series (AOI, window, grid and parameters: what
+one refresh recomputes), :meth:`Recipe.method` names what a sensor's composite *means* as model input
+(the statistic, masks and filters), the same on every AOI and every refresh. A model is trained on
+composites of one method per sensor and only applies to composites of that method.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Literal
 
@@ -144,8 +150,35 @@ class Recipe(_Spec):
 
     def hash(self, sensor: str) -> str:
         """32 hex characters identifying what this recipe computes for ``sensor``."""
-        canonical = json.dumps(self.sensor_json(sensor), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+        return _digest(self.sensor_json(sensor))
+
+    def method_json(self, sensor: str) -> dict:
+        """What one sensor's composite *means* as model input: the sensor and its parameters.
+
+        The parameters (the statistic or percentile, the scene-class, cloud and bare-soil masks and their
+        thresholds, the scene cloud-cover limit; for Sentinel-1 the orbit passes and the speckle filter)
+        decide what each pixel value is, so a model trained on one method does not apply to another
+        (a 25th-percentile reflectance is darker than a mean one). Left out, because a model applies across
+        them: the AOI name (the same method on another AOI), the grid (per-pixel values on another CRS or
+        pixel size are the same quantity) and ``tile_size`` (how the work is cut). The time window is left
+        out too: a rolling window moves forward with every refresh and an explicit one is moved forward by
+        hand, and a model is meant for the newer composites; a window of other length gives the same
+        statistic over more or fewer observations, the same quantity. (A seasonal selection, such as only
+        spring scenes, would change which soil state the values describe and would belong here.)
+
+        Parameters that are None (an optional mask left off) are left out, so adding such an option, off
+        by default, leaves the method of existing composites as it was.
+        """
+        params = self.s2 if sensor == "sentinel-2" else self.s1
+        if params is None:
+            raise BadInputError(f"recipe for {self.aoi} has no {sensor} part")
+        values = {k: v for k, v in params.model_dump(mode="json").items() if v is not None}
+        return {"sensor": sensor, "params": values}
+
+    def method(self, sensor: str) -> Method:
+        """The method of this recipe's ``sensor`` composite: its hash and a short description."""
+        params = self.s2 if sensor == "sentinel-2" else self.s1
+        return Method(sensor, _digest(self.method_json(sensor)), _describe(params))  # type: ignore[arg-type]
 
     @classmethod
     def parse(cls, data: dict) -> Recipe:
@@ -156,6 +189,55 @@ class Recipe(_Spec):
             problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'recipe'}: {e['msg']}"
                                  for e in exc.errors())
             raise BadInputError(f"invalid composite recipe: {problems}") from exc
+
+
+@dataclass(frozen=True)
+class Method:
+    """What a sensor's composites mean as model input (see :meth:`Recipe.method_json`): ``hash`` (32 hex
+    characters, equal for every AOI, grid and window) and a short human ``description``."""
+
+    sensor: str
+    hash: str
+    description: str
+
+    def __str__(self) -> str:
+        return f"{self.description} (method {self.hash[:8]})"
+
+
+def method_of(recipe: dict | str | None, sensor: str) -> Method | None:
+    """The method of a stored composite's recipe (its JSON, as stored with the composite), or None when the
+    stored recipe is not one this code can read (none stored, or written by an incompatible version)."""
+    if recipe is None:
+        return None
+    try:
+        parsed = Recipe.parse(json.loads(recipe) if isinstance(recipe, str) else recipe)
+        return parsed.method(sensor)
+    except (BadInputError, ValueError, TypeError):
+        return None
+
+
+def _digest(value: dict) -> str:
+    canonical = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
+def _ordinal(n: int) -> str:
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
+
+
+def _describe(params: S2Recipe | S1Recipe) -> str:
+    if isinstance(params, S2Recipe):
+        stat = params.statistic
+        name = stat if stat in ("median", "mean") else f"{_ordinal(int(stat[1:]))} percentile"
+        masks = f"NDVI < {params.ndvi_max:g}, NBR2 < {params.nbr2_max:g}"
+        if params.scmap_max is not None:
+            masks += f", NDVI+NBR <= {params.scmap_max:g}"
+        return f"{name} of bare-soil observations ({masks})"
+    speckle = ("no speckle filter" if params.speckle_filter == "none"
+               else f"{params.speckle_filter} {params.speckle_size}x{params.speckle_size} speckle filter")
+    passes = "both passes" if params.orbit_pass == "both" else f"{params.orbit_pass} passes"
+    return f"median dB backscatter ({passes}, {speckle})"
 
 
 def inputs_hash(scene_ids: list[str]) -> str:

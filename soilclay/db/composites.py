@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 from sqlalchemy import Connection, text
 
@@ -23,6 +25,9 @@ class CompositeRow:
     scene_count: int
     skipped_count: int = 0
     period: tuple[date, date] | None = None
+    #: The recipe's hash (:meth:`soilclay.composites.recipe.Recipe.hash`) and the recipe as stored (JSON).
+    recipe_hash: str | None = None
+    recipe: dict[str, Any] | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -43,13 +48,13 @@ class NewComposite:
 
 
 _COLUMNS = ("c.composite_id, a.name AS aoi, c.sensor, c.version, c.uri, c.scene_count, c.skipped_count, "
-            "c.period_start, c.period_end")
+            "c.period_start, c.period_end, c.recipe_hash, c.recipe")
 _FROM = "FROM soilclay.composites c JOIN soilclay.aois a USING (aoi_id)"
 
 
 def _row(r) -> CompositeRow:
     return CompositeRow(r.composite_id, r.aoi, r.sensor, r.version, r.uri, r.scene_count, r.skipped_count,
-                        (r.period_start, r.period_end))
+                        (r.period_start, r.period_end), r.recipe_hash, r.recipe)
 
 
 def lock_series(conn: Connection, aoi_name: str, sensor: str) -> None:
@@ -90,6 +95,14 @@ def newest(conn: Connection, aoi_id: int, sensor: str) -> CompositeRow | None:
     row = conn.execute(text(f"SELECT {_COLUMNS} {_FROM} WHERE c.aoi_id = :a AND c.sensor = :s "
                             "ORDER BY c.version DESC LIMIT 1"), {"a": aoi_id, "s": sensor}).first()
     return None if row is None else _row(row)
+
+
+def newest_where(conn: Connection, aoi_id: int, sensor: str,
+                 accept: Callable[[CompositeRow], bool]) -> CompositeRow | None:
+    """The AOI's newest version of ``sensor`` that ``accept`` accepts (e.g. of a given method), or None."""
+    rows = conn.execute(text(f"SELECT {_COLUMNS} {_FROM} WHERE c.aoi_id = :a AND c.sensor = :s "
+                             "ORDER BY c.version DESC"), {"a": aoi_id, "s": sensor})
+    return next((row for row in map(_row, rows) if accept(row)), None)
 
 
 def pick(conn: Connection, aoi_id: int, aoi_name: str, sensor: str, composite_id: int | None) -> CompositeRow | None:

@@ -1,7 +1,7 @@
 """Repository of ``soilclay.parcel_predictions``: per-parcel estimates, written in bulk.
 
 :func:`insert_estimates` COPYs the rows into a temporary staging table (dropped afterwards), then moves
-them with one ``INSERT … ON CONFLICT DO NOTHING``: re-writing the same (parcel, model version,
+them with one ``INSERT … ON CONFLICT DO NOTHING``: re-writing the same (parcel geometry, model version,
 composite versions) adds nothing, and the constraints of the table judge every row at once. Run it
 inside :func:`soilclay.db.tx.transaction` so that nothing of a failed write is visible.
 """
@@ -14,13 +14,13 @@ from sqlalchemy import Connection, text
 from sqlalchemy import exc as sa_exc
 
 #: Columns of an estimate row, in the order :func:`insert_estimates` expects them.
-COLUMNS = ("parcel_id", "model_version", "s2_composite_id", "s1_composite_id", "run_id", "clay_mean",
+COLUMNS = ("parcel_key", "geom_hash", "model_version", "s2_composite_id", "s1_composite_id", "run_id", "clay_mean",
            "clay_median", "clay_lower", "clay_upper", "pixel_count", "bare_fraction", "out_of_domain_share", "flags")
 
 _STAGING = text("""
 CREATE TEMP TABLE predictions_staging (
-    parcel_id text, model_version integer, s2_composite_id bigint, s1_composite_id bigint, run_id text,
-    clay_mean real, clay_median real, clay_lower real, clay_upper real, pixel_count integer,
+    parcel_key bigint, geom_hash text, model_version integer, s2_composite_id bigint, s1_composite_id bigint,
+    run_id text, clay_mean real, clay_median real, clay_lower real, clay_upper real, pixel_count integer,
     bare_fraction real, out_of_domain_share real, flags text[]
 ) ON COMMIT DROP
 """)

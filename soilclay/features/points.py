@@ -3,6 +3,10 @@ composite versions) with the rasters (:mod:`soilclay.features.rasters`) into one
 (:mod:`soilclay.features.table`). A sample on a pixel with a missing spectral (or, with Sentinel-1,
 backscatter) value is excluded and counted as ``excluded_nodata``; one outside a raster as
 ``excluded_outside``.
+
+The features of one table come from one composite per sensor, so from one composite method per sensor
+(:meth:`soilclay.composites.recipe.Recipe.method`); the lineage names each method, and a model trained
+on the table is applied only to composites of the same methods (:mod:`soilclay.predict.run`).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 
+from soilclay.composites.recipe import method_of
 from soilclay.db import composites as composite_rows
 from soilclay.db import samples as sample_rows
 from soilclay.db.aois import get_aoi
@@ -37,8 +42,8 @@ def features_for_aoi(engine: Engine, aoi_name: str, *, s2_composite_id: int | No
 
     Composites default to the AOI's newest version per sensor; without any Sentinel-1 composite the
     table has no SAR columns (a missing Sentinel-2 composite is an error). Composites stored in
-    Cloud Storage are downloaded to a temporary file below ``workdir``. The composite ids and URIs
-    used are the table's ``lineage`` (also in ``table.data.attrs``).
+    Cloud Storage are downloaded to a temporary file below ``workdir``. The composite ids, URIs and
+    methods used are the table's ``lineage`` (also in ``table.data.attrs``; see :func:`method_lineage`).
     """
     with reading(engine, f"finding the samples and composites of AOI {aoi_name}") as conn:
         aoi = get_aoi(conn, aoi_name)
@@ -52,7 +57,8 @@ def features_for_aoi(engine: Engine, aoi_name: str, *, s2_composite_id: int | No
         log.info("AOI %s has no sentinel-1 composite: the feature table has no SAR columns", aoi.name)
     lineage = {"aoi": aoi.name, "s2_composite_id": s2.composite_id, "s2_version": s2.version, "s2_uri": s2.uri,
                "s1_composite_id": s1.composite_id if s1 else None, "s1_version": s1.version if s1 else None,
-               "s1_uri": s1.uri if s1 else None, "sources": list(sources) if sources is not None else None}
+               "s1_uri": s1.uri if s1 else None, "sources": list(sources) if sources is not None else None,
+               **method_lineage(s2, s1)}
     if workdir is not None:
         Path(workdir).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="soilclay-features-", dir=workdir) as tmp:
@@ -65,3 +71,18 @@ def features_for_aoi(engine: Engine, aoi_name: str, *, s2_composite_id: int | No
                          excluded_outside=int((status == STATUS_OUTSIDE).sum()), lineage=lineage)
     log.info("AOI %s: %s", aoi.name, table.render())
     return table
+
+
+def method_lineage(s2: composite_rows.CompositeRow, s1: composite_rows.CompositeRow | None) -> dict:
+    """The methods of the composites features come from: ``s2_method_hash`` and ``s2_method`` (its
+    description), ``s1_method_hash`` and ``s1_method`` (None without a Sentinel-1 composite). A hash is
+    None when the composite's stored recipe cannot be read (then nothing is known of its method)."""
+    out: dict = {}
+    for key, row, sensor in (("s2", s2, "sentinel-2"), ("s1", s1, "sentinel-1")):
+        method = None if row is None else method_of(row.recipe, sensor)
+        if row is not None and method is None:
+            log.warning("the recipe stored with %s composite %s (AOI %s) cannot be read: its method is unknown",
+                        sensor, row.composite_id, row.aoi)
+        out[f"{key}_method_hash"] = None if method is None else method.hash
+        out[f"{key}_method"] = None if method is None else method.description
+    return out

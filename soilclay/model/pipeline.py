@@ -177,7 +177,11 @@ class _TrainingData:
 
 
 def _training_data(engine: Engine, request: RetrainRequest, store, tmp: Path) -> _TrainingData:
-    """The AOI's samples with features, split into the gate set and the training samples, with lineage."""
+    """The AOI's samples with features, split into the gate set and the training samples, with lineage.
+
+    The lineage (the model's ``training_data``) names the composites the features came from and each
+    one's method (``s2_method_hash``, ``s1_method_hash``: :func:`soilclay.features.points.method_lineage`);
+    prediction uses only composites of those methods."""
     from soilclay.features.points import features_for_aoi
 
     aoi_name, config = request.aoi, request.config

@@ -47,12 +47,17 @@ geometries (points, lines, collections), ones with no area left after repair, an
 repeating an id already taken by an earlier loadable feature are rejected with the feature number
 (1 = first feature of the layer), the parcel id and the reason.
 
-**Loading** upserts by ``parcel_id`` in one transaction (set-based, ``jsonb_to_recordset``):
-geometry, ``source_file`` (the file's name: the same file loaded from another folder changes
+**Loading** upserts by ``(source, parcel_id)`` in one transaction (set-based, ``jsonb_to_recordset``).
+The source is the register or dataset (``--source``; by default the file's name without its
+extension, so two registers never collide and the same file reloaded updates in place); loading a new
+extract of a register into the parcels of an earlier one is the explicit ``--source`` of that one.
+Geometry, ``source_file`` (the file's name: the same file loaded from another folder changes
 nothing; the run record keeps the full path) and ``attributes`` (every other column, made
 JSON-safe) are written, and ``updated_at`` moves only when one of them changed, so reloading a file
-reports every parcel unchanged. Parcel ids are global: a parcel last loaded from another file is
-taken over, counted and named in the report.
+reports every parcel unchanged. A changed geometry is counted ("reshaped"): estimates belong to the
+geometry they were computed on, so the old ones become history and the next predict estimates the new
+shape. A parcel of the source last loaded from another file is counted and named in the report; parcels
+with exactly the geometry of another source's parcels are reported too (one register under two names).
 """
 
 from __future__ import annotations
@@ -111,12 +116,18 @@ class ParcelReport:
     repairs: list[ParcelProblem] = field(default_factory=list)
     rejected: list[ParcelProblem] = field(default_factory=list)
     stored: bool = False
+    #: The register or dataset the parcels were loaded into (set by loading).
+    source: str | None = None
     inserted: int = 0
     updated: int = 0
+    #: Updated parcels whose geometry changed (their estimates became history).
+    reshaped: int = 0
     unchanged: int = 0
-    #: Parcels whose row last came from another file (same id in two files): their ids, first ones.
+    #: Parcels of the source whose row last came from another file: their ids, first ones.
     taken_over: int = 0
     taken_over_ids: list[str] = field(default_factory=list)
+    #: Per other source: parcels of this one with exactly the geometry of one of its parcels.
+    same_shapes: dict[str, int] = field(default_factory=dict)
 
     @property
     def repaired(self) -> int:
@@ -130,8 +141,9 @@ class ParcelReport:
         """Counts for a run record."""
         return {"layer": self.layer, "source_crs": self.source_crs, "ids": self.id_choice.describe(),
                 "read": self.read, "valid": self.valid, "repaired": self.repaired, "rejected": len(self.rejected),
-                "loaded": self.loaded, "inserted": self.inserted, "updated": self.updated,
-                "unchanged": self.unchanged, "taken_over": self.taken_over}
+                "source": self.source, "loaded": self.loaded, "inserted": self.inserted, "updated": self.updated,
+                "reshaped": self.reshaped, "unchanged": self.unchanged, "taken_over": self.taken_over,
+                "same_shapes": self.same_shapes}
 
     def render(self, max_problems: int = 20) -> str:
         layer = f"layer {self.layer}, " if self.layer else ""
@@ -139,12 +151,17 @@ class ParcelReport:
                  f"{self.valid} valid, {self.repaired} repaired, {len(self.rejected)} rejected",
                  f"{self.id_choice.describe()}"]
         if self.stored:
-            lines.append(f"loaded {self.loaded}: inserted {self.inserted}, updated {self.updated}, "
-                         f"unchanged {self.unchanged}")
+            reshaped = f" ({self.reshaped} with a new geometry: estimated anew by the next predict)" \
+                if self.reshaped else ""
+            lines.append(f"loaded {self.loaded} into source {self.source}: inserted {self.inserted}, updated "
+                         f"{self.updated}{reshaped}, unchanged {self.unchanged}")
         if self.taken_over:
             shown = ", ".join(self.taken_over_ids[:10]) + (", ..." if self.taken_over > 10 else "")
-            lines.append(f"{self.taken_over} parcel ids were last loaded from another file and now come from this "
-                         f"one: {shown}")
+            lines.append(f"{self.taken_over} parcels of source {self.source} were last loaded from another file "
+                         f"and now come from this one: {shown}")
+        for other, n in self.same_shapes.items():
+            lines.append(f"warning: {n} parcels have exactly the geometry of parcels of source {other}: the same "
+                         f"register under two names? To update that register load with --source {other}")
         for title, problems in (("repaired", self.repairs), ("rejected", self.rejected)):
             if problems:
                 lines.append(f"{title} {len(problems)}:")

@@ -1,17 +1,17 @@
 """Estimate clay for an AOI's parcels with the champion model on the newest composites.
 
-Only parcels without an estimate for this (model version, composite versions) are computed, so a
-re-run does nothing and an interrupted run resumes. The predictor is the champion SavedModel
-in-process (the default) or TF Serving pinned to the champion version
-(:mod:`soilclay.serving.factory`).
+Only parcels whose current geometry has no estimate for this (model version, composite versions) are
+computed, so a re-run does nothing, an interrupted run resumes, and a reshaped parcel is estimated anew.
+The predictor is the champion SavedModel in-process (the default) or TF Serving pinned to the champion
+version (:mod:`soilclay.serving.factory`).
 
 What one run does is a frozen, validated :class:`PredictRequest`: the AOI, the run id, the expected
 champion version, a :class:`CompositePin` per sensor (:data:`NEWEST`, :data:`NONE` or one composite
-id), an optional ``parcel_id`` range and the pixel options. For parallel work (one Airflow task per
+id), an optional ``parcel_key`` range and the pixel options. For parallel work (one Airflow task per
 chunk) :func:`plan_predictions` fixes the champion version and the composites once and cuts the AOI's
-parcels into ``parcel_id`` ranges; :meth:`PredictPlan.request_for` makes the request of one chunk, and
-:func:`predict_aoi` refuses to run it when the champion has changed since the plan (mixing two models
-in one run would leave a map stitched from both).
+parcels into ranges of ``parcel_key`` (:mod:`soilclay.db.parcels`); :meth:`PredictPlan.request_for` makes
+the request of one chunk, and :func:`predict_aoi` refuses to run it when the champion has changed since the
+plan (mixing two models in one run would leave a map stitched from both).
 """
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ NONE = CompositePin("none")
 @dataclass(frozen=True)
 class PredictRequest:
     """One prediction run. ``model_version``: the champion expected (None: whatever it is);
-    ``parcel_range``: inclusive ``parcel_id`` bounds in bytewise order (None: every parcel of the AOI);
+    ``parcel_range``: inclusive ``parcel_key`` bounds (None: every parcel of the AOI);
     ``max_pixels`` usable pixels per parcel at most (sampled), ``min_pixels`` fewer usable ones give a flag
     and no number, ``inward_buffer_m`` metres shaved off parcel edges; ``workdir`` holds downloads."""
 
@@ -94,7 +94,7 @@ class PredictRequest:
     model_version: int | None = None
     s2: CompositePin = NEWEST
     s1: CompositePin = NEWEST
-    parcel_range: tuple[str, str] | None = None
+    parcel_range: tuple[int, int] | None = None
     max_pixels: int = 200
     min_pixels: int = 3
     inward_buffer_m: float = 0.0
@@ -114,9 +114,9 @@ class PredictRequest:
             raise BadInputError("estimates need a Sentinel-2 composite: s2 may be NEWEST or an id, not NONE")
         if self.parcel_range is not None:
             bounds = tuple(self.parcel_range) if isinstance(self.parcel_range, list | tuple) else ()
-            if len(bounds) != 2 or not all(isinstance(b, str) for b in bounds) or bounds[0] > bounds[1]:
-                raise BadInputError(f"parcel_range must be (first, last) parcel ids with first <= last (bytewise), "
-                                    f"found {self.parcel_range!r}")
+            if len(bounds) != 2 or not all(_is_int(b, 1) for b in bounds) or bounds[0] > bounds[1]:
+                raise BadInputError(f"parcel_range must be (first, last) parcel keys (integers >= 1) with "
+                                    f"first <= last, found {self.parcel_range!r}")
             object.__setattr__(self, "parcel_range", bounds)
         if not _is_int(self.max_pixels, 1):
             raise BadInputError(f"max_pixels must be an integer >= 1, found {self.max_pixels!r}")
@@ -155,14 +155,14 @@ class PredictOutcome:
 
 @dataclass(frozen=True)
 class PredictPlan:
-    """What one prediction run uses (pinned) and how its parcels are cut into ``parcel_id`` ranges."""
+    """What one prediction run uses (pinned) and how its parcels are cut into ``parcel_key`` ranges."""
 
     aoi: str
     model_version: int
     s2_composite_id: int
     s1_composite_id: int | None
     parcels_in_aoi: int
-    chunks: tuple[tuple[str, str], ...]
+    chunks: tuple[tuple[int, int], ...]
 
     def as_dict(self) -> dict:
         return {"aoi": self.aoi, "model_version": self.model_version, "s2_composite_id": self.s2_composite_id,
@@ -179,12 +179,12 @@ class PredictPlan:
             raise BadInputError(f"not a prediction plan (expected the keys of PredictPlan.as_dict): {e!r}") from e
 
     def chunk_args(self) -> list[dict]:
-        """One JSON-able dict per chunk (a mapped task's argument): the pins and the ``first``/``last`` ids."""
+        """One JSON-able dict per chunk (a mapped task's argument): the pins and the ``first``/``last`` keys."""
         pins = {"aoi": self.aoi, "model_version": self.model_version, "s2_composite_id": self.s2_composite_id,
                 "s1_composite_id": self.s1_composite_id}
         return [{**pins, "first": lo, "last": hi} for lo, hi in self.chunks]
 
-    def request_for(self, chunk: tuple[str, str] | list[str], *, run_id: str, **options: Any) -> PredictRequest:
+    def request_for(self, chunk: tuple[int, int] | list[int], *, run_id: str, **options: Any) -> PredictRequest:
         """The request estimating ``chunk`` (one of :attr:`chunks`) with the planned champion and exactly the
         planned composites (a planned "no S1" stays none); ``options``: the pixel options and ``workdir``."""
         bounds = tuple(chunk)
@@ -196,6 +196,11 @@ class PredictPlan:
 
 
 def _resolve(conn, aoi_name: str, model_version: int | None, s2_pin: CompositePin, s1_pin: CompositePin):
+    """The AOI, the champion and the composites a run uses: per sensor the pinned one or the newest, in
+    either case of the method the champion was trained on (its lineage's ``s2_method_hash`` and
+    ``s1_method_hash``; none for Sentinel-1 when the model has no SAR input); a champion registered
+    without them gets the pinned or newest one, with a warning."""
+    from soilclay.composites.recipe import method_of
     from soilclay.model import registry
 
     aoi = get_aoi(conn, aoi_name)
@@ -205,9 +210,46 @@ def _resolve(conn, aoi_name: str, model_version: int | None, s2_pin: CompositePi
     if model_version is not None and champion.version != model_version:
         raise ChampionChangedError(f"model version {model_version} was requested (or planned) but the champion "
                                    f"is now version {champion.version}; estimates come from the champion only")
-    s2 = composite_rows.pick(conn, aoi.aoi_id, aoi.name, "sentinel-2", s2_pin.composite_id)
-    s1 = None if s1_pin == NONE else composite_rows.pick(conn, aoi.aoi_id, aoi.name, "sentinel-1",
-                                                         s1_pin.composite_id)
+    trained = champion.metrics.get("data") or {}  # the report's copy of the training lineage
+    if trained.get("s2_method_hash") is None:  # registered before methods were recorded (or of unknown recipe)
+        log.warning("champion model version %s records no composite method: using the pinned or newest composites "
+                    "of AOI %s whatever their recipe; retrain (with --force if the inputs are unchanged) to record "
+                    "it", champion.version, aoi.name)
+
+    def described(row) -> str:
+        return (f"version {row.version} (id {row.composite_id}): "
+                f"{method_of(row.recipe, row.sensor) or 'a recipe of unknown method'}")
+
+    def pick(sensor: str, pin: CompositePin):
+        key = "s2" if sensor == "sentinel-2" else "s1"
+        wanted, about = trained.get(f"{key}_method_hash"), trained.get(f"{key}_method") or "unknown method"
+        if wanted is None:  # no record (older champion), or no such input (a model without SAR)
+            return composite_rows.pick(conn, aoi.aoi_id, aoi.name, sensor, pin.composite_id)
+        trained_on = f"{about} (method {wanted[:8]})"
+
+        def of_method(row) -> bool:
+            method = method_of(row.recipe, sensor)
+            return method is not None and method.hash == wanted
+
+        if pin.composite_id is not None:
+            row = composite_rows.pick(conn, aoi.aoi_id, aoi.name, sensor, pin.composite_id)
+            if not of_method(row):
+                raise BadInputError(f"{sensor} composite {described(row)} of AOI {aoi.name} is not of the method "
+                                    f"champion model version {champion.version} was trained on: {trained_on}; pin "
+                                    "a composite of that method, or retrain on this one")
+            return row
+        row = composite_rows.newest_where(conn, aoi.aoi_id, sensor, of_method)
+        if row is None:
+            newest = composite_rows.newest(conn, aoi.aoi_id, sensor)
+            raise NotReadyError(
+                f"AOI {aoi.name} has no {sensor} composite of the method champion model version {champion.version} "
+                f"was trained on: {trained_on}; its newest {sensor} composite is "
+                f"{'none' if newest is None else described(newest)}. Build one with that recipe "
+                "(`soilclay composites build`) or retrain on the new composites")
+        return row
+
+    s2 = pick("sentinel-2", s2_pin)
+    s1 = None if s1_pin == NONE else pick("sentinel-1", s1_pin)
     if s2 is None:
         raise NotReadyError(f"AOI {aoi.name} has no Sentinel-2 composite yet: run `soilclay composites build`")
     return aoi, champion, s2, s1
@@ -250,6 +292,9 @@ def predict_aoi(engine: Engine, request: PredictRequest, predictor_factory, stor
         if parcels.empty:
             return PredictOutcome(aoi.name, champion.version, s2.composite_id, s1_id, total, 0, 0, {}, 0,
                                   time.monotonic() - started)
+        # Pixels and estimates are labelled by the parcel key (as text); each row names the geometry it used.
+        geometries = {str(k): (int(k), h) for k, h in zip(parcels["parcel_key"], parcels["geom_hash"], strict=True)}
+        parcels = parcels.assign(parcel_id=list(geometries))[["parcel_id", "geometry"]]
         with tempfile.TemporaryDirectory(prefix="soilclay-predict-", dir=request.workdir) as tmp:
             s2_path = local_path(s2.uri, store, Path(tmp))
             s1_path = local_path(s1.uri, store, Path(tmp)) if s1_id is not None else None
@@ -263,7 +308,7 @@ def predict_aoi(engine: Engine, request: PredictRequest, predictor_factory, stor
                               np.asarray(out["clay_lower"], float), np.asarray(out["clay_upper"], float),
                               np.asarray(out["in_domain"], bool), pixels.total_pixels, pixels.usable_pixels,
                               min_pixels=request.min_pixels)
-        written = write_estimates(engine, estimates, model_version=champion.version,
+        written = write_estimates(engine, estimates, geometries, model_version=champion.version,
                                   s2_composite_id=s2.composite_id, s1_composite_id=s1_id, run_id=request.run_id)
     finally:
         predictor.close()

@@ -431,14 +431,14 @@ def test_predict_emits_predictions_only_when_written(dags, monkeypatch):
 
 
 PLAN = {"aoi": "demo", "model_version": 2, "s2_composite_id": 3, "s1_composite_id": 4, "parcels_in_aoi": 9,
-        "chunks": [["A", "F"], ["G", "K"]]}
+        "chunks": [[1, 6], [7, 11]]}
 
 
 def test_predict_chunks_carry_the_pins_and_dry_run_maps_nothing(dags):
     task = dags["soilclay_predict_parcels"].task_dict["chunks"]
     chunks = task.python_callable(PLAN, params={"dry_run": False})
     assert chunks == [{"aoi": "demo", "model_version": 2, "s2_composite_id": 3, "s1_composite_id": 4,
-                       "first": "A", "last": "F"},
+                       "first": 1, "last": 6},
                       {"aoi": "demo", "model_version": 2, "s2_composite_id": 3, "s1_composite_id": 4,
-                       "first": "G", "last": "K"}]
+                       "first": 7, "last": 11}]
     assert task.python_callable(PLAN, params={"dry_run": True}) == []

@@ -30,9 +30,9 @@ def composite(conn: Connection, aoi_id: int, version: int = 1, sensor: str = "se
          "u": f"file:///c/{sensor}/{aoi_id}/{version}.tif"}).scalar_one()
 
 
-def parcel(conn: Connection, parcel_id: str = "P1", geom: str = SQUARE) -> str:
-    conn.execute(text("INSERT INTO soilclay.parcels (parcel_id, geom, source_file) "
-                      "VALUES (:p, ST_GeomFromEWKT(:g), 'test.gpkg')"), {"p": parcel_id, "g": geom})
+def parcel(conn: Connection, parcel_id: str = "P1", geom: str = SQUARE, source: str = "test") -> str:
+    conn.execute(text("INSERT INTO soilclay.parcels (source, parcel_id, geom, source_file) "
+                      "VALUES (:s, :p, ST_GeomFromEWKT(:g), 'test.gpkg')"), {"s": source, "p": parcel_id, "g": geom})
     return parcel_id
 
 
@@ -46,10 +46,12 @@ def model(conn: Connection, version: int = 1, status: str = "candidate") -> int:
 
 def prediction(conn: Connection, parcel_id: str, model_version: int, s2: int, run_id: str, *,
                clay: float | None = 30.0, lower: float | None = 25.0, upper: float | None = 35.0,
-               s1: int | None = None, flags: list[str] | None = None, pixels: int = 50) -> int:
+               s1: int | None = None, flags: list[str] | None = None, pixels: int = 50, source: str = "test") -> int:
+    """An estimate of the parcel's current geometry."""
     return conn.execute(text(
-        "INSERT INTO soilclay.parcel_predictions (parcel_id, model_version, s2_composite_id, s1_composite_id,"
-        " run_id, clay_mean, clay_median, clay_lower, clay_upper, pixel_count, bare_fraction, flags)"
-        " VALUES (:p, :m, :s2, :s1, :r, :c, :c, :lo, :hi, :n, 0.8, :f) RETURNING prediction_id"),
-        {"p": parcel_id, "m": model_version, "s2": s2, "s1": s1, "r": run_id, "c": clay, "lo": lower,
-         "hi": upper, "n": pixels, "f": flags or []}).scalar_one()
+        "INSERT INTO soilclay.parcel_predictions (parcel_key, geom_hash, model_version, s2_composite_id,"
+        " s1_composite_id, run_id, clay_mean, clay_median, clay_lower, clay_upper, pixel_count, bare_fraction,"
+        " flags) SELECT p.parcel_key, p.geom_hash, :m, :s2, :s1, :r, :c, :c, :lo, :hi, :n, 0.8, :f"
+        " FROM soilclay.parcels p WHERE p.source = :src AND p.parcel_id = :p RETURNING prediction_id"),
+        {"p": parcel_id, "src": source, "m": model_version, "s2": s2, "s1": s1, "r": run_id, "c": clay,
+         "lo": lower, "hi": upper, "n": pixels, "f": flags or []}).scalar_one()

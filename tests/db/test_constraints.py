@@ -51,8 +51,8 @@ def test_samples_reject_wrong_srid_and_bad_coordinates(conn):
     ("SRID=4326;LINESTRING(0 0,1 1)", "type"),  # not areal
 ])
 def test_parcels_reject_bad_geometries(conn, geom, match):
-    _fails(conn, "INSERT INTO soilclay.parcels (parcel_id, geom, source_file) "
-                 "VALUES ('bad', ST_GeomFromEWKT(:g), 'x.gpkg')", {"g": geom}, match=match)
+    _fails(conn, "INSERT INTO soilclay.parcels (source, parcel_id, geom, source_file) "
+                 "VALUES ('x', 'bad', ST_GeomFromEWKT(:g), 'x.gpkg')", {"g": geom}, match=match)
 
 
 def test_only_one_champion(conn):
@@ -113,3 +113,33 @@ def test_composite_versions_are_unique_per_recipe_and_inputs(conn):
                  "recipe_hash, recipe, inputs_hash, scene_count, backend, uri) VALUES (:a, 'sentinel-2', 2,"
                  " '2022-01-01', '2024-12-31', '0000000000000001', '{}', '0000000000000065', 10, 'local', 'y')",
            {"a": a}, match="composites_inputs_unique")
+
+
+def test_parcel_identity_is_source_and_id_and_estimates_belong_to_a_geometry(conn):
+    a, r, m = b.aoi(conn), b.run(conn), b.model(conn, 1, "champion")
+    s2 = b.composite(conn, a)
+    b.parcel(conn, "1", source="nl-brp")
+    b.parcel(conn, "1", source="fi-gsaa")  # the same id in another register is another parcel
+    _fails(conn, "INSERT INTO soilclay.parcels (source, parcel_id, geom, source_file) "
+                 "VALUES ('nl-brp', '1', ST_GeomFromEWKT(:g), 'x.gpkg')", {"g": b.SQUARE}, match="parcels_source_parcel")
+    _fails(conn, "INSERT INTO soilclay.parcels (source, parcel_id, geom, source_file) "
+                 "VALUES ('x''; drop', '2', ST_GeomFromEWKT(:g), 'x.gpkg')", {"g": b.SQUARE},
+           match="parcels_source_format")
+    b.prediction(conn, "1", m, s2, r, source="nl-brp")
+    # A new shape: the generated hash follows, the trigger keeps the old geometry, the old estimate stays
+    # (history) and the same model on the same composites may now estimate the new shape.
+    conn.execute(text("UPDATE soilclay.parcels SET geom = ST_Multi(ST_Buffer(geom, 0.0001)) "
+                      "WHERE source = 'nl-brp'"))
+    b.prediction(conn, "1", m, s2, r, source="nl-brp")
+    rows = conn.execute(text(
+        "SELECT g.geom_hash = p.geom_hash AS current, count(pp.prediction_id) AS estimates "
+        "FROM soilclay.parcel_geometries g JOIN soilclay.parcels p USING (parcel_key) "
+        "LEFT JOIN soilclay.parcel_predictions pp ON pp.parcel_key = g.parcel_key AND pp.geom_hash = g.geom_hash "
+        "WHERE p.source = 'nl-brp' "
+        "GROUP BY 1 ORDER BY 1")).all()
+    assert [tuple(x) for x in rows] == [(False, 1), (True, 1)]
+    # An estimate must name a geometry the parcel has had.
+    _fails(conn, "INSERT INTO soilclay.parcel_predictions (parcel_key, geom_hash, model_version, s2_composite_id, "
+                 "run_id, clay_mean, clay_median, clay_lower, clay_upper, pixel_count, bare_fraction) "
+                 "SELECT parcel_key, repeat('0', 32), :m, :s2, :r, 30, 30, 25, 35, 10, 0.5 FROM soilclay.parcels "
+                 "WHERE source = 'fi-gsaa'", {"m": m, "s2": s2, "r": r}, match="parcel_predictions_geometry_fkey")

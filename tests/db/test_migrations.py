@@ -5,8 +5,8 @@ from sqlalchemy import create_engine, inspect, text
 from soilclay.db import migrate
 from soilclay.errors import SoilclayError
 
-TABLES = {"aois", "scenes", "composites", "samples", "parcels", "model_versions", "parcel_predictions",
-          "pipeline_runs", "alembic_version"}
+TABLES = {"aois", "scenes", "composites", "samples", "parcels", "parcel_geometries", "model_versions",
+          "parcel_predictions", "pipeline_runs", "alembic_version"}
 
 
 def _tables(url: str) -> set[str]:
@@ -211,6 +211,16 @@ def test_data_written_at_the_first_revision_survives_the_upgrade_to_head(db_fact
                 ("F-1", 2, "champion", 1, "2024-05-31", 3, 22.0),
                 ("F-1", 2, "champion", 2, "2024-06-30", 3, 24.0),
                 ("F-2", 2, "champion", 2, "2024-06-30", 3, None)]
+            # 0004: parcels are (source, parcel_id) with the source of their file name; every estimate names the
+            # geometry it was computed on, which is kept in parcel_geometries.
+            parcels = conn.execute(text("SELECT source, parcel_id, parcel_key, length(geom_hash) AS h "
+                                        "FROM soilclay.parcels ORDER BY parcel_id")).all()
+            assert [tuple(p) for p in parcels] == [("fields", "F-1", 1, 32), ("fields", "F-2", 2, 32),
+                                                   ("fields", "F-3", 3, 32)]
+            assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_geometries g JOIN soilclay.parcels p "
+                                     "USING (parcel_key, geom_hash)")).scalar() == 3
+            assert conn.execute(text("SELECT bool_and(geometry_current) AND bool_and(geom IS NOT NULL) "
+                                     "FROM soilclay.parcel_clay_history")).scalar() is True
         with eng.connect() as conn:  # the upgraded schema goes on working: new ids follow the old rows
             new_id = conn.execute(text(
                 "INSERT INTO soilclay.composites (aoi_id, sensor, version, period_start, period_end, recipe_hash, "

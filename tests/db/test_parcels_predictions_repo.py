@@ -31,14 +31,20 @@ def _parcel_rows(*items: tuple[str, str, dict]) -> str:
                         "attributes": attrs} for pid, wkt, attrs in items])
 
 
-def _estimate(parcel_id: str, model: int, s2: int, s1: int | None = None, clay: float = 30.0) -> tuple:
-    return (parcel_id, model, s2, s1, "run-1", clay, clay, clay - 5, clay + 5, 40, 0.8, 0.0, [])
+def _key(conn, parcel_id: str) -> tuple[int, str]:
+    """(parcel_key, current geom_hash) of the test parcel ``parcel_id``."""
+    return tuple(conn.execute(text("SELECT parcel_key, geom_hash FROM soilclay.parcels WHERE parcel_id = :p"),
+                              {"p": parcel_id}).one())
+
+
+def _estimate(geometry: tuple[int, str], model: int, s2: int, s1: int | None = None, clay: float = 30.0) -> tuple:
+    return (*geometry, model, s2, s1, "run-1", clay, clay, clay - 5, clay + 5, 40, 0.8, 0.0, [])
 
 
 @pytest.fixture
 def world(conn):
-    """An AOI with S2 and S1 composites, a champion, a run, and parcels inside (bytewise order
-    P1 < P2 < Z < p3) and one outside."""
+    """An AOI with S2 and S1 composites, a champion, a run, and parcels inside (inserted, so keyed, in the
+    order p3, Z, P2, P1) and one outside."""
     aoi = b.aoi(conn)
     s2, s1 = b.composite(conn, aoi), b.composite(conn, aoi, sensor="sentinel-1")
     b.model(conn, 1, "champion")
@@ -52,24 +58,32 @@ def world(conn):
 # --------------------------------------------------------------------------- parcels
 
 
-def test_upsert_parcels_counts_inserts_updates_and_takeovers(conn):
+def test_upsert_parcels_counts_inserts_updates_reshapes_and_takeovers_per_source(conn):
     square, moved = "POLYGON((0 0,1 0,1 1,0 1,0 0))", "POLYGON((0 0,2 0,2 2,0 2,0 0))"
-    first = parcels.upsert_parcels(conn, _parcel_rows(("U1", square, {"crop": "rye"}), ("U2", square, {})), "a.gpkg")
-    assert first == parcels.UpsertCounts(2, 0, ())
-    assert parcels.upsert_parcels(conn, _parcel_rows(("U1", square, {"crop": "rye"})), "a.gpkg") == (
-        parcels.UpsertCounts(0, 0, ()))
-    again = parcels.upsert_parcels(conn, _parcel_rows(("U1", moved, {"crop": "rye"}), ("U2", square, {})), "b.gpkg")
-    assert again == parcels.UpsertCounts(0, 2, ("U1", "U2"))
+    rows = _parcel_rows(("U1", square, {"crop": "rye"}), ("U2", square, {}))
+    first = parcels.upsert_parcels(conn, rows, "reg-a", "a.gpkg")
+    assert first == parcels.UpsertCounts(2, 0, 0, ())
+    assert parcels.upsert_parcels(conn, _parcel_rows(("U1", square, {"crop": "rye"})), "reg-a", "a.gpkg") == (
+        parcels.UpsertCounts(0, 0, 0, ()))
+    again = parcels.upsert_parcels(conn, _parcel_rows(("U1", moved, {"crop": "rye"}), ("U2", square, {})), "reg-a",
+                                   "b.gpkg")
+    assert again == parcels.UpsertCounts(0, 2, 1, ("U1", "U2"))  # both from another file, U1 reshaped
     stored = conn.execute(text("SELECT ST_GeometryType(geom), source_file FROM soilclay.parcels "
                                "WHERE parcel_id = 'U1'")).one()
     assert tuple(stored) == ("ST_MultiPolygon", "b.gpkg")
+    # Another register with the same ids: new parcels, nothing of reg-a touched; the same shapes are reported.
+    assert parcels.upsert_parcels(conn, rows, "reg-b", "c.gpkg") == parcels.UpsertCounts(2, 0, 0, ())
+    assert conn.execute(text("SELECT count(*) FROM soilclay.parcels")).scalar() == 4
+    assert parcels.same_shapes_elsewhere(conn, "reg-b") == {"reg-a": 2}  # U1 of reg-b is U2's square of reg-a
 
 
-def test_parcels_of_an_aoi_counted_and_chunked_bytewise(conn, world):
+def test_parcels_of_an_aoi_counted_and_chunked_by_key(conn, world):
+    p3, z, p2, p1 = (_key(conn, pid)[0] for pid in ("p3", "Z", "P2", "P1"))
+    assert p3 < z < p2 < p1
     assert parcels.count_in_aoi(conn, world["aoi"]) == 4  # FAR lies outside
-    assert parcels.count_in_aoi(conn, world["aoi"], ("P2", "Z")) == 2
-    assert parcels.id_chunks(conn, world["aoi"], 2) == (("P1", "P2"), ("Z", "p3"))
-    assert parcels.id_chunks(conn, world["aoi"], 3) == (("P1", "Z"), ("p3", "p3"))
+    assert parcels.count_in_aoi(conn, world["aoi"], (z, p2)) == 2
+    assert parcels.id_chunks(conn, world["aoi"], 2) == ((p3, z), (p2, p1))
+    assert parcels.id_chunks(conn, world["aoi"], 3) == ((p3, p2), (p1, p1))
     nowhere = world["aoi"] + 1000
     assert parcels.id_chunks(conn, nowhere, 3) == () and parcels.count_in_aoi(conn, nowhere) == 0
 
@@ -79,13 +93,20 @@ def test_parcels_to_estimate_skip_those_estimated_on_exactly_these_composites(co
     b.prediction(conn, "P1", 1, s2, "run-1")  # without S1
     b.prediction(conn, "P2", 1, s2, "run-1", s1=s1)
     todo = parcels.parcels_to_estimate(conn, aoi, model_version=1, s2_composite_id=s2, s1_composite_id=None)
-    assert todo.parcel_id.tolist() == ["P2", "Z", "p3"] and todo.crs.to_epsg() == 4326
-    assert todo.geometry.iloc[0].geom_type == "MultiPolygon"
+    assert todo.parcel_id.tolist() == ["p3", "Z", "P2"] and todo.crs.to_epsg() == 4326
+    assert todo.geometry.iloc[0].geom_type == "MultiPolygon" and set(todo.source) == {"test"}
+    assert list(zip(todo.parcel_key, todo.geom_hash, strict=True)) == [_key(conn, p) for p in ("p3", "Z", "P2")]
+    z, p1 = _key(conn, "Z")[0], _key(conn, "P1")[0]
     with_s1 = parcels.parcels_to_estimate(conn, aoi, model_version=1, s2_composite_id=s2, s1_composite_id=s1,
-                                          parcel_range=("P1", "Z"))
-    assert with_s1.parcel_id.tolist() == ["P1", "Z"]
+                                          parcel_range=(z, p1))
+    assert with_s1.parcel_id.tolist() == ["Z", "P1"]
     assert parcels.parcels_to_estimate(conn, aoi, model_version=1, s2_composite_id=s2, s1_composite_id=None,
-                                       parcel_range=("P1", "P1")).empty
+                                       parcel_range=(p1, p1)).empty
+    # P1 gets a new shape: its estimate is of the old one, so it is to be estimated again.
+    conn.execute(text("UPDATE soilclay.parcels SET geom = ST_Multi(ST_Buffer(geom, 0.00001)) "
+                      "WHERE parcel_id = 'P1'"))
+    assert parcels.parcels_to_estimate(conn, aoi, model_version=1, s2_composite_id=s2, s1_composite_id=None,
+                                       parcel_range=(p1, p1)).parcel_id.tolist() == ["P1"]
 
 
 # --------------------------------------------------------------------------- predictions
@@ -93,10 +114,12 @@ def test_parcels_to_estimate_skip_those_estimated_on_exactly_these_composites(co
 
 def test_insert_estimates_adds_new_rows_only_and_may_run_twice_in_one_transaction(conn, world):
     s2 = world["s2"]
-    assert predictions.insert_estimates(conn, [_estimate("P1", 1, s2), _estimate("P2", 1, s2)]) == 2
-    assert predictions.insert_estimates(conn, [_estimate("P1", 1, s2, clay=50.0), _estimate("Z", 1, s2)]) == 1
+    p1, p2, z = (_key(conn, p) for p in ("P1", "P2", "Z"))
+    assert predictions.insert_estimates(conn, [_estimate(p1, 1, s2), _estimate(p2, 1, s2)]) == 2
+    assert predictions.insert_estimates(conn, [_estimate(p1, 1, s2, clay=50.0), _estimate(z, 1, s2)]) == 1
     assert predictions.insert_estimates(conn, []) == 0
-    clay = conn.execute(text("SELECT clay_mean FROM soilclay.parcel_predictions WHERE parcel_id = 'P1'")).scalar()
+    clay = conn.execute(text("SELECT clay_mean FROM soilclay.parcel_predictions WHERE parcel_key = :k"),
+                        {"k": p1[0]}).scalar()
     assert clay == 30.0  # the first estimate stays
 
 
@@ -125,17 +148,17 @@ def test_upsert_samples_and_the_samples_inside_an_aoi(conn, world):
 
 
 def test_a_refused_estimate_is_bad_input_naming_what_was_done(engine):
-    row = _estimate("REFUSED-1", 91, 91, clay=150.0)  # the CHECK refuses it before any foreign key is looked at
+    row = _estimate((910001, "0" * 32), 91, 91, clay=150.0)  # the CHECK refuses it before any foreign key
     with pytest.raises(BadInputError, match=r"^writing test estimates: the database refused the data: .*"
                                             r"parcel_predictions_\w+_range"):
         with transaction(engine, "writing test estimates") as conn:
             predictions.insert_estimates(conn, [row])
-    bad_copy = (*_estimate("REFUSED-1", 91, 91)[:9], "many", 0.8, 0.0, [])  # pixel_count: COPY refuses it
+    bad_copy = (*_estimate((910001, "0" * 32), 91, 91)[:10], "many", 0.8, 0.0, [])  # pixel_count: COPY refuses it
     with pytest.raises(BadInputError, match=r"^copying estimates: the database refused the data: .*integer"):
         with transaction(engine, "copying estimates") as conn:
             predictions.insert_estimates(conn, [bad_copy])
     with reading(engine) as conn:
-        assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_predictions WHERE parcel_id = 'REFUSED-1'")
+        assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_predictions WHERE parcel_key = 910001")
                             ).scalar() == 0
 
 
@@ -143,7 +166,7 @@ def test_a_refused_parcel_is_bad_input_naming_the_file(engine):
     rows = json.dumps([{"parcel_id": "BROKEN-1", "wkb": "bm90IGEgZ2VvbWV0cnk=", "attributes": {}}])
     with pytest.raises(BadInputError, match=r"^loading parcels from /x/fields\.gpkg: the database "):
         with transaction(engine, "loading parcels from /x/fields.gpkg") as conn:
-            parcels.upsert_parcels(conn, rows, "fields.gpkg")
+            parcels.upsert_parcels(conn, rows, "fields", "fields.gpkg")
 
 
 def test_a_lost_connection_is_transient(migrated_url, engine):
@@ -172,8 +195,8 @@ def test_a_lost_connection_is_transient(migrated_url, engine):
 
 
 def test_prediction_request_is_frozen_and_validated(tmp_path):
-    request = PredictRequest("demo", "run-1", parcel_range=["A", "F"], workdir=str(tmp_path))
-    assert request.parcel_range == ("A", "F") and request.workdir == Path(tmp_path)
+    request = PredictRequest("demo", "run-1", parcel_range=[1, 6], workdir=str(tmp_path))
+    assert request.parcel_range == (1, 6) and request.workdir == Path(tmp_path)
     assert (request.s2, request.s1, request.model_version) == (NEWEST, NEWEST, None)
     with pytest.raises(dataclasses.FrozenInstanceError):
         request.aoi = "other"  # type: ignore[misc]
@@ -184,8 +207,9 @@ def test_prediction_request_is_frozen_and_validated(tmp_path):
         ({"model_version": True}, "model_version must be an integer >= 1"),
         ({"s2": NONE}, "need a Sentinel-2 composite"),
         ({"s1": 5}, r"s1 must be a CompositePin \(NEWEST, NONE or CompositePin.of\(id\)\)"),
-        ({"parcel_range": ("Z", "A")}, "first <= last"),
-        ({"parcel_range": ("A",)}, "parcel_range must be"),
+        ({"parcel_range": (9, 1)}, "first <= last"),
+        ({"parcel_range": (1,)}, "parcel_range must be"),
+        ({"parcel_range": ("A", "F")}, "parcel keys"),
         ({"max_pixels": 0}, "max_pixels must be an integer >= 1"),
         ({"min_pixels": -1}, "min_pixels must be an integer >= 0"),
         ({"inward_buffer_m": float("nan")}, "inward_buffer_m must be a finite number"),
@@ -200,14 +224,14 @@ def test_prediction_request_is_frozen_and_validated(tmp_path):
 
 
 def test_a_plan_makes_the_request_of_each_chunk():
-    plan = PredictPlan("demo", 2, 3, None, 9, (("A", "F"), ("G", "K")))
+    plan = PredictPlan("demo", 2, 3, None, 9, ((1, 6), (7, 11)))
     assert PredictPlan.from_dict(json.loads(json.dumps(plan.as_dict()))) == plan
-    request = plan.request_for(["G", "K"], run_id="r", max_pixels=50)
-    assert request == PredictRequest("demo", "r", 2, CompositePin.of(3), NONE, ("G", "K"), max_pixels=50)
+    request = plan.request_for([7, 11], run_id="r", max_pixels=50)
+    assert request == PredictRequest("demo", "r", 2, CompositePin.of(3), NONE, (7, 11), max_pixels=50)
     assert plan.chunk_args()[1] == {"aoi": "demo", "model_version": 2, "s2_composite_id": 3, "s1_composite_id": None,
-                                    "first": "G", "last": "K"}
-    with pytest.raises(BadInputError, match=r"\('A', 'K'\) is not a chunk of the plan for AOI demo"):
-        plan.request_for(("A", "K"), run_id="r")
+                                    "first": 7, "last": 11}
+    with pytest.raises(BadInputError, match=r"\(1, 11\) is not a chunk of the plan for AOI demo"):
+        plan.request_for((1, 11), run_id="r")
     with pytest.raises(BadInputError, match="not a prediction plan"):
         PredictPlan.from_dict({"aoi": "demo"})
 

@@ -74,7 +74,8 @@ def test_reader_reads_the_view_only_and_writes_nothing(conn, populated):
                                 "s2_composite_version")).all()
     assert [tuple(r) for r in history] == [(1, "retired", 2, 11.0), (2, "champion", 1, 21.0), (2, "champion", 2, 22.0),
                                            (3, "rejected", 2, 33.0)]
-    for table in ("parcels", "parcel_predictions", "model_versions", "samples", "composites", "alembic_version"):
+    for table in ("parcels", "parcel_geometries", "parcel_predictions", "model_versions", "samples", "composites",
+                  "alembic_version"):
         _denied(conn, f"SELECT * FROM soilclay.{table} LIMIT 1")
     _denied(conn, "INSERT INTO soilclay.pipeline_runs (run_id, stage) VALUES ('x', 'predict')")
     _denied(conn, "DELETE FROM soilclay.parcel_predictions")
@@ -87,6 +88,9 @@ def test_writer_writes_rows_but_not_schema(conn, populated):
     conn.execute(text("SET LOCAL ROLE soilclay_writer"))
     conn.execute(text("INSERT INTO soilclay.pipeline_runs (run_id, stage) VALUES ('w-1', 'predict')"))
     conn.execute(text("UPDATE soilclay.parcels SET source_file = 'reloaded.gpkg' WHERE parcel_id = 'P2'"))
+    # a new geometry: the trigger keeps it in parcel_geometries with the writer's rights
+    conn.execute(text("UPDATE soilclay.parcels SET geom = ST_Multi(ST_Buffer(geom, 0.0001)) WHERE parcel_id = 'P2'"))
+    assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_geometries")).scalar() == 3
     assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_clay_latest")).scalar() == 2
     _denied(conn, "UPDATE soilclay.alembic_version SET version_num = 'x'")
     _denied(conn, "CREATE TABLE soilclay.sneaky (id int)")
@@ -94,3 +98,21 @@ def test_writer_writes_rows_but_not_schema(conn, populated):
     with pytest.raises(ProgrammingError, match="must be owner"):
         conn.execute(text("DROP TABLE soilclay.parcel_predictions"))
     sp.rollback()
+
+
+def test_a_reshaped_parcel_shows_no_stale_estimate_and_keeps_its_history(conn, populated):
+    """An estimate belongs to the geometry it was computed on: after P1 changes shape the view has no number
+    for it (until predict estimates the new shape), and the history keeps the old estimates with the old shape."""
+    old_area = conn.execute(text("SELECT ST_Area(geom) FROM soilclay.parcels WHERE parcel_id = 'P1'")).scalar()
+    conn.execute(text("UPDATE soilclay.parcels SET geom = ST_Multi(ST_Buffer(geom, 0.0002)) WHERE parcel_id = 'P1'"))
+    latest = conn.execute(text("SELECT clay, model_version, flags FROM soilclay.parcel_clay_latest "
+                               "WHERE parcel_id = 'P1'")).one()
+    assert tuple(latest) == (None, None, None)
+    history = conn.execute(text("SELECT bool_or(geometry_current) AS current, count(*) AS n, "
+                                "max(abs(ST_Area(geom) - :a)) AS area_diff FROM soilclay.parcel_clay_history "
+                                "WHERE parcel_id = 'P1'"), {"a": old_area}).one()
+    assert (history.current, history.n, history.area_diff) == (False, 4, 0.0)
+    b.prediction(conn, "P1", 2, populated["c2"], "run-1", clay=27.0, lower=25.0, upper=29.0)  # the new shape
+    latest = conn.execute(text("SELECT clay, model_version FROM soilclay.parcel_clay_latest "
+                               "WHERE parcel_id = 'P1'")).one()
+    assert tuple(latest) == (27.0, 2)

@@ -153,7 +153,7 @@ def test_scene_watch_drives_the_asset_chain_to_parcel_estimates(db_factory, smal
             "SELECT count(*) FROM soilclay.parcels p JOIN soilclay.aois a ON ST_Intersects(p.geom, a.geom) "
             "WHERE a.name = :n"), {"n": AOI}).scalar()
         predictions = conn.execute(text(
-            "SELECT count(*) AS n, count(DISTINCT parcel_id) AS parcels, min(model_version) AS lo, "
+            "SELECT count(*) AS n, count(DISTINCT parcel_key) AS parcels, min(model_version) AS lo, "
             "max(model_version) AS hi FROM soilclay.parcel_predictions")).one()
         lineage = conn.execute(text(
             "SELECT stage, dag_id, dag_run_id, status FROM soilclay.pipeline_runs WHERE dag_id IS NOT NULL")).all()

@@ -25,7 +25,7 @@ from soilclay.db.engine import make_engine
 from soilclay.errors import BadInputError
 from soilclay.parcels.geometry import check_geometries
 from soilclay.parcels.ids import choose_id, derived_id, id_text
-from soilclay.parcels.load import load_parcels
+from soilclay.parcels.load import default_source, load_parcels
 from soilclay.parcels.read import json_safe, read_parcels
 from soilclay.settings import Settings
 
@@ -346,13 +346,32 @@ def test_real_register_loads_reprojected_with_detected_ids(name, fresh_engine):
     assert load_parcels(fresh_engine, path).unchanged == report.valid
 
 
-def test_ids_shared_by_two_registers_are_reported_as_taken_over(fresh_engine):
+def test_five_registers_loaded_one_after_another_keep_every_parcel(fresh_engine):
+    """Issue 12 item 1: the Finnish ids 1..100 used to replace 88 Dutch parcels. Each register is its own
+    source now: all 500 parcels stay, reloading updates in place, and taking over another register's
+    parcels is the explicit --source."""
     folder = _registers()
-    load_parcels(fresh_engine, folder / "nl_brp_2023_100.gpkg")
-    finnish = load_parcels(fresh_engine, folder / "fi_gsaa_2023_100.gpkg")
-    assert finnish.taken_over > 0 and finnish.updated == finnish.taken_over
-    assert "were last loaded from another file" in finnish.render()
-    # With a prefix per register, the ids no longer collide.
+    names = sorted(REAL_FILES)
+    reports = [load_parcels(fresh_engine, folder / name) for name in names]
+    assert [r.source for r in reports] == [default_source(n) for n in names]
+    assert all(r.taken_over == 0 and r.updated == 0 for r in reports)
+    with fresh_engine.connect() as conn:
+        per_source = dict(conn.execute(text("SELECT source, count(*) FROM soilclay.parcels GROUP BY source")).all())
+        shared = conn.execute(text("SELECT count(*) FROM (SELECT parcel_id FROM soilclay.parcels GROUP BY parcel_id "
+                                   "HAVING count(*) > 1) t")).scalar()
+    assert per_source == {r.source: r.valid for r in reports} and sum(per_source.values()) == 500
+    assert shared >= 80  # the Dutch and Finnish ids still overlap, as ids; as parcels they do not
+    again = load_parcels(fresh_engine, folder / "fi_gsaa_2023_100.gpkg")
+    assert (again.inserted, again.updated, again.unchanged) == (0, 0, again.valid)
+    # The Finnish file loaded into the Dutch source on purpose: its ids replace the Dutch parcels of those ids.
+    replaced = load_parcels(fresh_engine, folder / "fi_gsaa_2023_100.gpkg", source="nl_brp_2023_100")
+    assert replaced.taken_over == replaced.updated > 80 and replaced.reshaped == replaced.updated
+    assert "were last loaded from another file" in replaced.render()
+    # ... and the Finnish parcels now exist in both sources with the same shapes: reported.
+    assert "fi_gsaa_2023_100" in replaced.same_shapes and "--source fi_gsaa_2023_100" in replaced.render()
+    with pytest.raises(BadInputError, match=r"parcel source 'x; drop' is not allowed: .* letters, digits"):
+        load_parcels(fresh_engine, folder / "fi_gsaa_2023_100.gpkg", source="x; drop")
+    # With a prefix per register the ids themselves do not collide either.
     prefixed = load_parcels(fresh_engine, folder / "fi_gsaa_2023_100.gpkg", id_prefix="fi-gsaa-2023:")
     assert (prefixed.inserted, prefixed.taken_over) == (100, 0)
     with fresh_engine.connect() as conn:
@@ -360,3 +379,24 @@ def test_ids_shared_by_two_registers_are_reported_as_taken_over(fresh_engine):
     assert n == 100
     with pytest.raises(BadInputError, match="id-prefix"):
         load_parcels(fresh_engine, folder / "fi_gsaa_2023_100.gpkg", id_prefix=" x")
+
+
+def test_default_source_agrees_with_the_migration(fresh_engine):
+    from importlib import util
+
+    names = ["brp_2023.gpkg", "lohkot.shp.zip", "Feld blöcke (SH).GeoJSON", "x.parquet", ".hidden.gpkg", "a.b.fgb"]
+    spec = util.spec_from_file_location("m0004", Path(__file__).parents[2] / "sql/migrations/versions/"
+                                        "0004_parcel_identity.py")
+    module = util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    with fresh_engine.connect() as conn:
+        in_sql = [conn.execute(text(f"SELECT {module.SOURCE_OF_FILE} FROM (SELECT :n AS source_file) t"),
+                               {"n": n}).scalar() for n in names]
+    in_sql = [v if _migration_fallback(v) else "unnamed" for v in in_sql]
+    assert [default_source(n) for n in names] == in_sql == ["brp_2023", "lohkot", "Feld-bl-cke-SH-", "x", "unnamed",
+                                                            "a.b"]
+
+
+def _migration_fallback(value: str) -> bool:
+    """The migration's second step: a source not starting with a letter or digit becomes 'unnamed'."""
+    return bool(value) and value[0].isascii() and value[0].isalnum()

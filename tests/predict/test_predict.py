@@ -72,24 +72,25 @@ def test_failure_mid_write_leaves_previous_results_intact(world_db, monkeypatch)
     engine, store = world_db
     with engine.begin() as conn:  # a new parcel needs an estimate
         conn.execute(text(
-            "INSERT INTO soilclay.parcels (parcel_id, geom, source_file) SELECT 'NEW-1', ST_Multi(ST_Buffer("
-            "ST_Centroid(geom)::geography, 60)::geometry), 't' FROM soilclay.aois WHERE name = 'demo-small'"))
+            "INSERT INTO soilclay.parcels (source, parcel_id, geom, source_file) SELECT 't', 'NEW-1', ST_Multi("
+            "ST_Buffer(ST_Centroid(geom)::geography, 60)::geometry), 't' FROM soilclay.aois WHERE name = 'demo-small'"))
     before = _latest(engine)
     original = write_module.rows
 
-    def broken_rows(est, **kwargs):
-        for i, row in enumerate(original(est, **kwargs)):
-            yield row if i == 0 else (*row[:5], 150.0, *row[6:])  # violates the clay range CHECK
+    def broken_rows(est, geometries, **kwargs):
+        for i, row in enumerate(original(est, geometries, **kwargs)):
+            yield row if i == 0 else (*row[:6], 150.0, *row[7:])  # violates the clay range CHECK
 
     monkeypatch.setattr(write_module, "rows", broken_rows)
     with engine.begin() as conn:
-        conn.execute(text("DELETE FROM soilclay.parcel_predictions WHERE parcel_id LIKE 'DEMO-0000%'"))
+        conn.execute(text("DELETE FROM soilclay.parcel_predictions pp USING soilclay.parcels p "
+                          "WHERE pp.parcel_key = p.parcel_key AND p.parcel_id LIKE 'DEMO-0000%'"))
     with pytest.raises(BadInputError, match="parcel_predictions_(mean_range|interval_order)"):
         _run(engine, store, "predict-broken")
     with engine.connect() as conn:
         missing = conn.execute(text(
             "SELECT count(*) FROM soilclay.parcels p WHERE NOT EXISTS (SELECT 1 FROM soilclay.parcel_predictions pp "
-            "WHERE pp.parcel_id = p.parcel_id)")).scalar()
+            "WHERE pp.parcel_key = p.parcel_key)")).scalar()
         status = conn.execute(text(
             "SELECT status FROM soilclay.pipeline_runs WHERE run_id = 'predict-broken'")).scalar()
     assert status == "failed"
@@ -116,19 +117,47 @@ def test_parcels_outside_or_smaller_than_a_pixel_are_flagged(world_db):
     engine, store = world_db
     with engine.begin() as conn:
         conn.execute(text(
-            "INSERT INTO soilclay.parcels (parcel_id, geom, source_file) VALUES "
-            "('TINY-1', (SELECT ST_Multi(ST_Buffer(ST_Centroid(geom)::geography, 3)::geometry) "
+            "INSERT INTO soilclay.parcels (source, parcel_id, geom, source_file) VALUES "
+            "('t', 'TINY-1', (SELECT ST_Multi(ST_Buffer(ST_Centroid(geom)::geography, 3)::geometry) "
             " FROM soilclay.aois WHERE name = 'demo-small'), 't'),"
-            "('EDGE-1', ST_Multi(ST_Buffer((SELECT ST_PointN(ST_ExteriorRing(ST_GeometryN(geom, 1)), 1) "
+            "('t', 'EDGE-1', ST_Multi(ST_Buffer((SELECT ST_PointN(ST_ExteriorRing(ST_GeometryN(geom, 1)), 1) "
             " FROM soilclay.aois WHERE name = 'demo-small')::geography, 25)::geometry), 't')"))
     _run(engine, store, "predict-small")
     with engine.connect() as conn:
         rows = dict(conn.execute(text(
-            "SELECT parcel_id, flags FROM soilclay.parcel_predictions WHERE parcel_id IN ('TINY-1', 'EDGE-1')")).all())
+            "SELECT parcel_id, flags FROM soilclay.parcel_clay_history WHERE parcel_id IN ('TINY-1', 'EDGE-1')")).all())
         clay = conn.execute(text(
-            "SELECT clay_mean FROM soilclay.parcel_predictions WHERE parcel_id = 'TINY-1'")).scalar()
+            "SELECT clay FROM soilclay.parcel_clay_history WHERE parcel_id = 'TINY-1'")).scalar()
     assert clay is None and set(rows["TINY-1"]) & {"no_pixels", "too_few_pixels"}
     assert "EDGE-1" in rows
+
+
+def test_a_reshaped_parcel_is_estimated_anew_and_its_old_estimate_is_history(world_db, small_world, tmp_path):
+    """Issue 12 item 2: reloading a file in which a parcel's geometry changed used to keep the estimate of the
+    old shape in the view, and predict found nothing to do."""
+    import geopandas as gpd
+
+    engine, store = world_db
+    _run(engine, store, "predict-before-reshape")  # every parcel has an estimate, whatever ran before
+    frame = gpd.read_file(small_world / "parcels.gpkg")
+    target = frame["parcel_id"].iloc[3]
+    frame.loc[3, "geometry"] = frame.geometry.iloc[3].buffer(-15)  # 15 m shaved off the edges
+    changed = tmp_path / "parcels.gpkg"  # the same register, re-extracted
+    frame.to_file(changed, layer="parcels")
+    report = load_parcels(engine, changed)
+    assert (report.updated, report.reshaped, report.unchanged) == (1, 1, len(frame) - 1)
+    reshaped = _run(engine, store, "predict-after-reshape")
+    assert (reshaped.estimated, reshaped.written) == (1, 1)
+    with engine.connect() as conn:
+        latest = conn.execute(text("SELECT run_id, geom_hash FROM soilclay.parcel_clay_latest WHERE parcel_id = :p"),
+                              {"p": target}).one()
+        history = conn.execute(text("SELECT geometry_current, run_id, ST_Area(geom::geography) AS m2 "
+                                    "FROM soilclay.parcel_clay_history WHERE parcel_id = :p AND model_version = 1 "
+                                    "ORDER BY geometry_current"), {"p": target}).all()
+    assert latest.run_id == "predict-after-reshape"
+    assert [h.geometry_current for h in history] == [False, True] and history[0].m2 > history[1].m2
+    assert history[1].run_id == "predict-after-reshape"
+    assert _run(engine, store, "predict-after-reshape-again").estimated == 0
 
 
 def test_chunked_run_equals_the_whole_run_and_pins_the_champion(world_db):
@@ -139,7 +168,7 @@ def test_chunked_run_equals_the_whole_run_and_pins_the_champion(world_db):
     assert plan.model_version == 1 and plan.s1_composite_id is not None
     assert plan.parcels_in_aoi == len(whole) and len(plan.chunks) == -(-len(whole) // 37)
     bounds = [b for chunk in plan.chunks for b in chunk]
-    assert bounds == sorted(bounds, key=lambda b: b.encode()) and len(set(bounds)) == len(bounds)
+    assert bounds == sorted(bounds) and len(set(bounds)) == len(bounds)
     with engine.begin() as conn:
         conn.execute(text("DELETE FROM soilclay.parcel_predictions"))
     pins = {"model_version": plan.model_version, "s2": CompositePin.of(plan.s2_composite_id),
