@@ -15,6 +15,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
+from sqlalchemy import exc as sa_exc
 
 from soilclay.db.engine import SCHEMA, make_engine
 from soilclay.errors import SoilclayError
@@ -75,10 +76,13 @@ def _migrate(database_url: str, target: str, *, up: bool) -> MigrationResult:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
             before = current_revision(conn)
             cfg.attributes["connection"] = conn
-            if up:
-                command.upgrade(cfg, target)
-            else:
-                command.downgrade(cfg, target)
+            try:
+                (command.upgrade if up else command.downgrade)(cfg, target)
+            except sa_exc.DBAPIError as e:
+                if getattr(e.orig, "sqlstate", None) != "P0001":  # only a migration's own RAISE is its answer
+                    raise
+                raise SoilclayError(f"{'upgrade' if up else 'downgrade'} to {target} refused, nothing changed: "
+                                    f"{e.orig.diag.message_primary}") from e
             after = current_revision(conn)
             if after != expected:
                 raise SoilclayError(f"migration check failed: expected revision {expected!r}, found {after!r}")

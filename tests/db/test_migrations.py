@@ -247,3 +247,34 @@ def test_data_written_at_the_first_revision_survives_the_upgrade_to_head(db_fact
             assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_clay_latest")).scalar() == 0
     finally:
         eng.dispose()
+
+
+def test_downgrade_below_0004_keeps_current_estimates_and_refuses_shared_ids(db_factory):
+    from tests.db import builders as b
+
+    url = db_factory()
+    migrate.upgrade(url)
+    eng = create_engine(url)
+    try:
+        with eng.begin() as conn:
+            a, r, m = b.aoi(conn), b.run(conn), b.model(conn, 1, "champion")
+            s2 = b.composite(conn, a)
+            b.parcel(conn, "F-1")
+            b.prediction(conn, "F-1", m, s2, r, clay=20.0, lower=15.0, upper=25.0)  # on the first shape
+            conn.execute(text("UPDATE soilclay.parcels SET geom = ST_Multi(ST_Buffer(geom, 0.0001))"))
+            b.prediction(conn, "F-1", m, s2, r, clay=22.0, lower=17.0, upper=27.0)  # on the current one
+            b.parcel(conn, "F-1", source="other")
+        with pytest.raises(SoilclayError, match="^downgrade to 0003 refused, nothing changed: cannot downgrade below "
+                                                "0004: some parcel ids are used by several sources$"):
+            migrate.downgrade(url, "0003")
+        with eng.connect() as conn:  # one transaction: nothing changed
+            assert conn.execute(text("SELECT version_num FROM soilclay.alembic_version")).scalar() == "0004"
+            assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_predictions")).scalar() == 2
+        with eng.begin() as conn:
+            conn.execute(text("DELETE FROM soilclay.parcels WHERE source = 'other'"))
+        assert migrate.downgrade(url, "0003").after == "0003"
+        with eng.connect() as conn:
+            rows = conn.execute(text("SELECT parcel_id, clay FROM soilclay.parcel_clay_latest")).all()
+        assert [tuple(x) for x in rows] == [("F-1", 22.0)]
+    finally:
+        eng.dispose()
