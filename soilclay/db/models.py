@@ -7,7 +7,7 @@ database keeps at most one champion (a partial unique index), whatever the calle
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,8 @@ class ChampionInfo:
     version: int
     metrics: dict[str, Any]
     artefact_uri: str
+    #: Its lineage: the samples and the composites (and their methods) it was trained on.
+    training_data: dict[str, Any] = field(default_factory=dict, compare=False)
 
 
 @dataclass(frozen=True)
@@ -91,8 +93,10 @@ def get_registration(conn: Connection, version: int) -> Registration | None:
 def current_champion(conn: Connection) -> ChampionInfo | None:
     """The champion, or None before the first promotion."""
     row = conn.execute(text(
-        "SELECT version, metrics, artefact_uri FROM soilclay.model_versions WHERE status = 'champion'")).one_or_none()
-    return None if row is None else ChampionInfo(int(row.version), dict(row.metrics), row.artefact_uri)
+        "SELECT version, metrics, artefact_uri, training_data FROM soilclay.model_versions "
+        "WHERE status = 'champion'")).one_or_none()
+    return None if row is None else ChampionInfo(int(row.version), dict(row.metrics), row.artefact_uri,
+                                                 dict(row.training_data or {}))
 
 
 def champion_version(conn: Connection) -> int | None:

@@ -210,7 +210,7 @@ def _resolve(conn, aoi_name: str, model_version: int | None, s2_pin: CompositePi
     if model_version is not None and champion.version != model_version:
         raise ChampionChangedError(f"model version {model_version} was requested (or planned) but the champion "
                                    f"is now version {champion.version}; estimates come from the champion only")
-    trained = champion.metrics.get("data") or {}  # the report's copy of the training lineage
+    trained = champion.training_data
     if trained.get("s2_method_hash") is None:  # registered before methods were recorded (or of unknown recipe)
         log.warning("champion model version %s records no composite method: using the pinned or newest composites "
                     "of AOI %s whatever their recipe; retrain (with --force if the inputs are unchanged) to record "

@@ -181,7 +181,7 @@ def test_retraining_records_the_methods_and_prediction_follows_them(world_states
         method = Recipe.parse(rows[sensor].recipe).method(sensor)
         assert (training_data[f"{key}_method_hash"], training_data[f"{key}_method"]) == (method.hash,
                                                                                        method.description)
-        assert metrics["data"][f"{key}_method_hash"] == method.hash  # what prediction reads
+        assert metrics["data"][f"{key}_method_hash"] == method.hash  # the report's copy agrees
 
     grid = rows["sentinel-2"].recipe["grid"]
     mean = Recipe.parse({"aoi": "demo-small", "window": {"years": 3}, "grid": grid, "s2": MEAN, "s1": None,
