@@ -22,9 +22,10 @@ DOC = """
 ### soilclay: predict parcels
 
 Runs when the **COMPOSITES** or the **MODEL** asset is updated. `plan` pins the champion model
-version and the AOI's newest composites and cuts the AOI's parcels into `parcel_id` ranges of
-`chunk_size` (`soilclay.predict.run.plan_predictions`); one mapped `predict_chunk` task per range
-estimates the parcels that have no estimate from that model on those composites yet
+version and the AOI's newest composites of the method it was trained on, and cuts the AOI's parcels
+into `parcel_key` ranges of `chunk_size` (`soilclay.predict.run.plan_predictions`); one mapped
+`predict_chunk` task per range estimates the parcels whose current geometry has no estimate from that
+model on those composites yet
 (`predict_aoi` with `plan.request_for(chunk)`: the pins and the range), so re-running writes nothing
 and a failed chunk is retried alone. A chunk is *skipped* if the champion changed after planning
 (the new champion's MODEL event triggers a fresh run), so one run never mixes two models or two
