@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import date
 from pathlib import Path
 
@@ -41,13 +40,14 @@ def build(settings: Settings, aoi_name: str, backend: str, sensor: str, recipe_f
     from soilclay.db.aois import load_aoi
     from soilclay.db.engine import make_engine
     from soilclay.db.runs import recorded_run
+    from soilclay.io.jsonfile import read_json_object
     from soilclay.io.store import open_store
 
     engine = make_engine(settings.database_url)
     aoi = load_aoi(engine, aoi_name)
     data: dict = {"aoi": aoi.name, "grid": {"crs": aoi.grid_crs}, "window": {"years": years or 3}}
     if recipe_file is not None:
-        data.update(json.loads(recipe_file.read_text()))
+        data.update(read_json_object(recipe_file, "recipe"))
         if years is not None:
             data["window"] = {"years": years}
     recipe = Recipe.parse(data)

@@ -6,7 +6,6 @@ backends (local numpy, Earth Engine) implement.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Protocol, runtime_checkable
 
 from soilclay.composites.grid import TargetGrid
 from soilclay.composites.recipe import Recipe, inputs_hash
+from soilclay.composites.scratch import run_scratch
 from soilclay.contract import SceneRef
 from soilclay.db.aois import Aoi
 from soilclay.errors import BadInputError
@@ -151,10 +151,8 @@ class LocalComposites:
         from soilclay.composites.local import LocalBackend
 
         grid = TargetGrid.for_aoi(plan.aoi.geometry, plan.recipe.grid)
-        if self.workdir is not None:
-            Path(self.workdir).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="soilclay-composite-", dir=self.workdir) as tmp:
-            local = LocalBackend(Path(tmp), progress=self.progress, workers=self.workers)
+        with run_scratch(self.workdir) as tmp:  # a killed run's scratch is removed by the next run
+            local = LocalBackend(tmp, progress=self.progress, workers=self.workers)
             build = local.s2 if plan.sensor == "sentinel-2" else local.s1
             result = build(plan.recipe, grid, list(plan.scenes), plan.name)
             if not result.used:

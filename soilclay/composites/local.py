@@ -32,6 +32,7 @@ from tqdm import tqdm
 from soilclay.composites import maths
 from soilclay.composites.grid import TargetGrid
 from soilclay.composites.recipe import Recipe, S1Recipe, S2Recipe
+from soilclay.composites.scratch import alive
 from soilclay.contract import S1_COMPOSITE_BANDS, S2_BANDS, S2_COMPOSITE_BANDS, SceneRef
 from soilclay.errors import BadInputError
 from soilclay.io.raster import nodata_to_nan
@@ -354,23 +355,13 @@ def _s1_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], grid: 
     return {"VV": vv, "VH": vh, "VV_VH": vv - vh, "count": count.astype(np.float32)}
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
-
-
 def remove_stale_staging(workdir: Path) -> list[Path]:
     """Delete staging files (``.{name}.{pid}.staging.tif``) that no live process is writing: those of a
     killed run, and those of the old pid-less naming. Returns what was removed."""
     removed = []
     for path in sorted(Path(workdir).glob(".*.staging.tif")):
         pid = path.name.removesuffix(".staging.tif").rsplit(".", 1)[-1]
-        if pid.isdigit() and (int(pid) == os.getpid() or _alive(int(pid))):
+        if pid.isdigit() and (int(pid) == os.getpid() or alive(int(pid))):
             continue
         path.unlink(missing_ok=True)
         removed.append(path)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, text
 from sqlalchemy import exc as sa_exc
 
 from soilclay.db.engine import SCHEMA, make_engine
+from soilclay.db.tx import translated
 from soilclay.errors import SoilclayError
 
 #: Arbitrary constant key for pg_advisory_xact_lock: one migrator at a time.
@@ -72,7 +73,7 @@ def _migrate(database_url: str, target: str, *, up: bool) -> MigrationResult:
     expected = None if target == "base" else script.get_revision(target).revision
     engine = make_engine(database_url)
     try:
-        with engine.begin() as conn:
+        with translated(f"{'upgrading' if up else 'downgrading'} the schema to {target}"), engine.begin() as conn:
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
             before = current_revision(conn)
             cfg.attributes["connection"] = conn

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Literal
 
@@ -11,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from soilclay.contract import INPUT_NAMES
 from soilclay.errors import BadInputError
+from soilclay.io.jsonfile import read_json_object
 
 Protocol = Literal["holdout", "kfold", "spatial"]
 
@@ -91,21 +91,7 @@ class ModelConfig(_Spec):
         the spec refuses is one :class:`BadInputError` line naming the file."""
         if not path:
             return cls.parse({})
-        path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise BadInputError(f"{what} file {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise BadInputError(f"{what} file {path} cannot be read as UTF-8 text: {exc}") from None
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise BadInputError(f"{what} file {path} is not valid JSON: {exc.msg} at line {exc.lineno} "
-                                f"column {exc.colno}") from None
-        if not isinstance(data, dict):
-            raise BadInputError(f"{what} file {path} must hold a JSON object of config fields, "
-                                f"found a {type(data).__name__}")
+        data = read_json_object(path, what)
         try:
             return cls.parse(data)
         except BadInputError as exc:

@@ -83,8 +83,14 @@ def _reproject(geoms: np.ndarray, ok: np.ndarray, crs: CRS, reasons: list[list[s
     bad = ~np.isfinite(coords).all(axis=1) | (np.abs(coords[:, 0]) > 180) | (np.abs(coords[:, 1]) > 90)
     positions = np.flatnonzero(ok)
     for i in positions[np.unique(index[bad])]:
-        reasons[i].append(f"cannot be reprojected from {_crs_name(crs)} to EPSG:{STORAGE_SRID} "
-                          f"(coordinates outside the CRS's area?)")
+        if crs.is_geographic:  # e.g. metres in a GeoJSON without a crs member (EPSG:4326 by RFC 7946)
+            x, y = coords[bad & (index == np.searchsorted(positions, i))][0]
+            reasons[i].append(f"coordinates ({x:.6g}, {y:.6g}) outside longitude -180..180 / latitude -90..90 "
+                              f"of {_crs_name(crs)}: projected coordinates need their CRS (a GeoJSON without a "
+                              f"'crs' member is EPSG:4326)")
+        else:
+            reasons[i].append(f"cannot be reprojected from {_crs_name(crs)} to EPSG:{STORAGE_SRID} "
+                              f"(coordinates outside the CRS's area?)")
     still = ok & np.array([not r for r in reasons], dtype=bool)
     _repair(out, still, reasons, repairs, f" in EPSG:{STORAGE_SRID}")
     still = still & np.array([not r for r in reasons], dtype=bool)

@@ -69,8 +69,11 @@ def load_parcels(engine: Engine, path: str | Path, *, layer: str | None = None,
     parcels, report = read_parcels(path, layer=layer, id_column=id_column, id_prefix=id_prefix)
     report.source = source
     report.stored = True
+    if parcels.empty and report.read:
+        shown = "; ".join(p.render() for p in report.rejected[:3]) + ("; …" if len(report.rejected) > 3 else "")
+        raise BadInputError(f"{path}: none of its {report.read} features is a valid parcel ({shown}); nothing loaded")
     if parcels.empty:
-        log.warning("%s: no valid parcels to load", path)
+        log.warning("%s: no parcels to load", path)
         return report
     taken_over: list[str] = []
     with transaction(engine, f"loading parcels from {path}") as conn:

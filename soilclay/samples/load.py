@@ -429,6 +429,9 @@ def load_samples(engine: Engine, path: str | Path, *, source: str, x_col: str | 
         log.warning("%s row %d skipped: %s", path, problem.row, problem.reason)
     if len(problems) > 20:
         log.warning("%s: %d more problems", path, len(problems) - 20)
+    if samples.empty and report.rows:
+        shown = "; ".join(f"row {p.row}: {p.reason}" for p in problems[:3]) + ("; …" if len(problems) > 3 else "")
+        raise BadInputError(f"{path}: none of its {report.rows} rows is a valid sample ({shown}); nothing loaded")
     if samples.empty:
         return report
     with transaction(engine, f"loading samples from {path} (source {report.source!r})") as conn:

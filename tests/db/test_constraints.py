@@ -121,7 +121,8 @@ def test_parcel_identity_is_source_and_id_and_estimates_belong_to_a_geometry(con
     b.parcel(conn, "1", source="nl-brp")
     b.parcel(conn, "1", source="fi-gsaa")  # the same id in another register is another parcel
     _fails(conn, "INSERT INTO soilclay.parcels (source, parcel_id, geom, source_file) "
-                 "VALUES ('nl-brp', '1', ST_GeomFromEWKT(:g), 'x.gpkg')", {"g": b.SQUARE}, match="parcels_source_parcel")
+                 "VALUES ('nl-brp', '1', ST_GeomFromEWKT(:g), 'x.gpkg')", {"g": b.SQUARE},
+           match="parcels_source_parcel")
     _fails(conn, "INSERT INTO soilclay.parcels (source, parcel_id, geom, source_file) "
                  "VALUES ('x''; drop', '2', ST_GeomFromEWKT(:g), 'x.gpkg')", {"g": b.SQUARE},
            match="parcels_source_format")

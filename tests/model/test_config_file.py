@@ -12,7 +12,7 @@ from soilclay.model.config import ModelConfig
     (None, "does not exist"),
     (b"{\"cnn\": {\"epochs\": 3,}", "is not valid JSON: Expecting property name enclosed in double quotes at line 1"),
     (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "cannot be read as UTF-8 text"),
-    (b"[1, 2]", "must hold a JSON object of config fields, found a list"),
+    (b"[1, 2]", "must hold a JSON object of fields, found a list"),
     (b"{\"cnn\": {\"epochs\": -1}}", "invalid model config: cnn.epochs"),
     (b"{\"nonsense\": 1}", "invalid model config: nonsense"),
 ])

@@ -232,9 +232,11 @@ def test_file_forms_and_odd_values(engine, tmp_path, caplog):
     assert problems == [RowProblem(3, "clay 'inf' is not a finite number")]
     assert parsed.survey_date.tolist() == [date(2018, 6, 15)]
     many = [f"{i},52.6,12.9,{101 + i}" for i in range(25)]
-    report = load_samples(engine, _write(tmp_path / "all-bad.csv", "id,lat,lon,clay", *many), source=_source("x"))
-    assert (report.valid, report.inserted, report.skipped) == (0, 0, 25)
-    assert "25 problems" in report.render() and "5 more problems" in caplog.text
+    with pytest.raises(BadInputError, match=r"all-bad\.csv: none of its 25 rows is a valid sample \(row 2: clay "
+                                            r"101 outside 0-100; row 3: clay 102 outside 0-100; row 4: .*; …\); "
+                                            r"nothing loaded"):
+        load_samples(engine, _write(tmp_path / "all-bad.csv", "id,lat,lon,clay", *many), source=_source("x"))
+    assert "5 more problems" in caplog.text
 
 
 def test_a_source_name_is_required(engine, small_world):
