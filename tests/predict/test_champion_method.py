@@ -165,12 +165,8 @@ def test_a_champion_without_a_recorded_method_keeps_the_newest_with_a_warning(en
 
 def test_retraining_records_the_methods_and_prediction_follows_them(world_states):
     """End to end on the small world: the champion trained by retraining records the method of the composites
-    its features came from; a newer composite of another method (a mean, built by the local backend) is not
-    used for estimates, the one trained on is."""
-    from soilclay.composites.backend import CompositeRequest
-    from soilclay.composites.build import build_composites
-    from soilclay.io.store import LocalStore
-
+    its features came from; a newer composite of another method (a mean) is not used for estimates, the one
+    trained on is."""
     world = world_states.fresh("champion")
     engine = world.engine
     with engine.connect() as conn:
@@ -184,11 +180,14 @@ def test_retraining_records_the_methods_and_prediction_follows_them(world_states
         assert metrics["data"][f"{key}_method_hash"] == method.hash  # the report's copy agrees
 
     grid = rows["sentinel-2"].recipe["grid"]
-    mean = Recipe.parse({"aoi": "demo-small", "window": {"years": 3}, "grid": grid, "s2": MEAN, "s1": None,
-                         "tile_size": 128})
-    built = build_composites(engine, CompositeRequest("demo-small", mean, sensors=("sentinel-2",)),
-                             store=LocalStore(world.store_dir))
-    assert [(o.sensor, o.status) for o in built] == [("sentinel-2", "created")], built
+    mean = Recipe.parse({"aoi": "demo-small", "window": {"years": 3}, "grid": grid, "s2": MEAN, "s1": None})
+    with engine.begin() as conn:  # a newer composite of another method (planning reads no pixel of it)
+        old = rows["sentinel-2"]
+        composite_rows.insert_next_version(conn, composite_rows.NewComposite(
+            aoi_id=conn.execute(text("SELECT aoi_id FROM soilclay.aois WHERE name = 'demo-small'")).scalar(),
+            sensor="sentinel-2", period=old.period, recipe_hash=mean.hash("sentinel-2"),
+            recipe_json=mean.model_dump_json(), inputs_hash="f" * 32, scene_count=old.scene_count, skipped_count=0,
+            backend="local", uri=old.uri + "?mean", run_id=None))
     with engine.connect() as conn:
         newest = next(r for r in composite_rows.list_for_aoi(conn, "demo-small") if r.sensor == "sentinel-2")
     assert newest.version == 2 and newest.recipe["s2"]["statistic"] == "mean"
