@@ -392,11 +392,5 @@ def test_default_source_agrees_with_the_migration(fresh_engine):
     with fresh_engine.connect() as conn:
         in_sql = [conn.execute(text(f"SELECT {module.SOURCE_OF_FILE} FROM (SELECT :n AS source_file) t"),
                                {"n": n}).scalar() for n in names]
-    in_sql = [v if _migration_fallback(v) else "unnamed" for v in in_sql]
     assert [default_source(n) for n in names] == in_sql == ["brp_2023", "lohkot", "Feld-bl-cke-SH-", "x", "unnamed",
                                                             "a.b"]
-
-
-def _migration_fallback(value: str) -> bool:
-    """The migration's second step: a source not starting with a letter or digit becomes 'unnamed'."""
-    return bool(value) and value[0].isascii() and value[0].isalnum()

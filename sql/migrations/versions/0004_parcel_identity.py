@@ -27,10 +27,13 @@ down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-#: The default source of a file name (also in soilclay.parcels.load.default_source; tested to agree).
-SOURCE_OF_FILE = (r"regexp_replace(regexp_replace(source_file, "
-                  r"'(\.(zip|gpkg|shp|geojson|json|parquet|geoparquet|fgb|gml|kml|sqlite))+$', '', 'i'), "
-                  r"'[^A-Za-z0-9._-]+', '-', 'g')")
+#: The default source of a file name (also in soilclay.parcels.load.default_source; tested to agree): the name
+#: without its vector extensions, other characters than letters, digits, '.', '_' and '-' as '-', and
+#: 'unnamed' when that does not start with a letter or digit.
+_STEM = (r"regexp_replace(regexp_replace(source_file, "
+         r"'(\.(zip|gpkg|shp|geojson|json|parquet|geoparquet|fgb|gml|kml|sqlite))+$', '', 'i'), "
+         r"'[^A-Za-z0-9._-]+', '-', 'g')")
+SOURCE_OF_FILE = f"CASE WHEN {_STEM} ~ '^[A-Za-z0-9]' THEN {_STEM} ELSE 'unnamed' END"
 
 LATEST = r"""
 CREATE VIEW soilclay.parcel_clay_latest AS
@@ -109,7 +112,6 @@ ALTER TABLE soilclay.parcels
     ADD COLUMN source text,
     ADD COLUMN geom_hash text GENERATED ALWAYS AS (left(encode(sha256(ST_AsBinary(geom)), 'hex'), 32)) STORED;
 UPDATE soilclay.parcels SET source = {SOURCE_OF_FILE};
-UPDATE soilclay.parcels SET source = 'unnamed' WHERE source !~ '^[A-Za-z0-9]';
 ALTER TABLE soilclay.parcels
     ALTER COLUMN source SET NOT NULL,
     ADD CONSTRAINT parcels_source_format CHECK (source ~ '^[A-Za-z0-9][A-Za-z0-9._:-]{{0,127}}$');
