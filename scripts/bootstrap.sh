@@ -26,6 +26,9 @@ STEP="system packages"
 apt_needed=()
 command -v pg_lsclusters >/dev/null 2>&1 || apt_needed+=("postgresql-$PG_MAJOR" "postgresql-client-$PG_MAJOR")
 [ -f "/usr/share/postgresql/$PG_MAJOR/extension/postgis.control" ] || apt_needed+=("postgresql-$PG_MAJOR-postgis-3")
+# Monitoring: Prometheus 2.42 + promtool (started by the local stack, rule tests); Chromium for the browser tests.
+command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1 || apt_needed+=("prometheus")
+[ -x /usr/bin/chromium ] || apt_needed+=("chromium")
 if [ ${#apt_needed[@]} -gt 0 ]; then
     say "installing with apt: ${apt_needed[*]}"
     as_root apt-get update -qq || die "apt-get update failed: is a Debian package mirror reachable?"
@@ -80,6 +83,18 @@ if [ "$(cat .venv/.soilclay-installed 2>/dev/null || true)" != "$want" ]; then
     echo "$want" > .venv/.soilclay-installed
 else
     say "Python packages: up to date with requirements/lock.txt"
+fi
+
+# --- JavaScript libraries (served locally by the parcel map page; nothing is loaded from the internet) ---
+STEP="JavaScript libraries"
+want_js="$(cat web/package.json web/package-lock.json | sha256sum | cut -c1-64)"
+if [ "$(cat web/node_modules/.soilclay-installed 2>/dev/null || true)" != "$want_js" ]; then
+    command -v npm >/dev/null 2>&1 || die "npm not found (apt-get install npm)"
+    say "installing the map page's JavaScript libraries from web/package-lock.json (npm ci)"
+    npm ci --prefix web --no-audit --no-fund --loglevel=error >/dev/null || die "npm ci in web/ failed"
+    echo "$want_js" > web/node_modules/.soilclay-installed
+else
+    say "JavaScript libraries: up to date with web/package-lock.json"
 fi
 
 # --- database ---------------------------------------------------------------------------------
