@@ -1,0 +1,1 @@
+"""Monitoring: soilclay's Prometheus exporter, the names it exports, Prometheus and Grafana configuration."""
