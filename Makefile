@@ -8,6 +8,9 @@ DEMO_SEED ?= 42
 DEMO_AOI := $(if $(filter demo,$(DEMO_SIZE)),demo,demo-$(DEMO_SIZE))
 PYTEST_ARGS ?=
 AIRFLOW_PORT ?= 8080
+# soilclay's metrics exporter and Prometheus, started and stopped with Airflow (`soilclay airflow up/down`).
+EXPORTER_PORT ?= 9464
+PROMETHEUS_PORT ?= 9090
 KEEP_UI ?= 0
 ADD_SCENES ?= 6
 # What the Airflow tasks see (paths made absolute by `soilclay airflow up`).
@@ -30,18 +33,26 @@ demo: setup
 	@$(VENV)/soilclay parcels load "$(DEMO_DIR)/parcels.gpkg"
 	@$(MAKE) --no-print-directory demo-run
 
-# Start Airflow, trigger the scene watch through the REST API, wait until the Asset events have run
-# composites, retraining and parcel estimates, print the summary; stop Airflow unless KEEP_UI=1.
+# Start Airflow (with the exporter and Prometheus), trigger the scene watch through the REST API, wait
+# until the Asset events have run composites, retraining and parcel estimates, print the summary with the
+# addresses; stop the stack unless KEEP_UI=1.
 demo-run: setup
-	@echo "[demo] starting Airflow (api-server, scheduler, dag-processor, triggerer) on port $(AIRFLOW_PORT)"
-	@$(DEMO_ENV) $(VENV)/soilclay airflow up --port $(AIRFLOW_PORT)
+	@echo "[demo] starting Airflow (api-server, scheduler, dag-processor, triggerer) on port $(AIRFLOW_PORT)," \
+		"the metrics exporter on $(EXPORTER_PORT) and Prometheus on $(PROMETHEUS_PORT)"
+	@$(DEMO_ENV) $(VENV)/soilclay airflow up --port $(AIRFLOW_PORT) --exporter-port $(EXPORTER_PORT) \
+		--prometheus-port $(PROMETHEUS_PORT)
 	@status=0; \
 	echo "[demo] triggering soilclay_scene_watch; the Assets drive composites -> retrain -> predict"; \
 	$(DEMO_ENV) $(VENV)/soilclay airflow trigger soilclay_scene_watch --timeout 3600 || status=$$?; \
 	$(VENV)/soilclay demo-summary --aoi $(DEMO_AOI) --world "$(DEMO_DIR)" \
-		--ui-url http://localhost:$(AIRFLOW_PORT)/ --ui-login "admin / admin"; \
-	if [ "$(KEEP_UI)" = 1 ]; then echo "[demo] Airflow keeps running (KEEP_UI=1): stop it with 'make airflow-down'"; \
-	else echo "[demo] stopping Airflow (keep it with KEEP_UI=1)"; $(VENV)/soilclay airflow down; fi; \
+		--ui-url http://localhost:$(AIRFLOW_PORT)/ --ui-login "admin / admin" \
+		--parcel-map-url http://localhost:$(AIRFLOW_PORT)/plugin/soilclay-parcel-map \
+		$$(command -v prometheus >/dev/null && echo --prometheus-url http://localhost:$(PROMETHEUS_PORT)/) \
+		--exporter-url http://localhost:$(EXPORTER_PORT)/metrics; \
+	if [ "$(KEEP_UI)" = 1 ]; then echo "[demo] Airflow, Prometheus and the exporter keep running (KEEP_UI=1):" \
+		"stop them with 'make airflow-down'"; \
+	else echo "[demo] stopping Airflow, Prometheus and the exporter (keep them with KEEP_UI=1)"; \
+		$(VENV)/soilclay airflow down; fi; \
 	exit $$status
 
 # New scenes arrive: extend the world, then the watch records them and the chain refreshes everything.

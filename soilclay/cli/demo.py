@@ -34,8 +34,12 @@ def demo_world(out_dir: Path, size: str, seed: int, n_samples: int | None, add_s
               help="Demo world folder, for the per-parcel skill against its truth (default: SOILCLAY_DEMO_DIR).")
 @click.option("--ui-url", default=None, help="Airflow UI address to print.")
 @click.option("--ui-login", default=None, help="Airflow UI login to print (user/password of the local demo).")
+@click.option("--parcel-map-url", default=None, help="Parcel map page (Airflow plugin) address to print.")
+@click.option("--prometheus-url", default=None, help="Prometheus address to print.")
+@click.option("--exporter-url", default=None, help="Metrics exporter address to print.")
 @click.pass_obj
-def demo_summary(settings, aoi_name: str, world: Path | None, ui_url: str | None, ui_login: str | None) -> None:
+def demo_summary(settings, aoi_name: str, world: Path | None, ui_url: str | None, ui_login: str | None,
+                 parcel_map_url: str | None, prometheus_url: str | None, exporter_url: str | None) -> None:
     """What the pipeline produced: scenes, composites, models, champion, parcels and their skill."""
     from soilclay.db.engine import make_engine
     from soilclay.demo.summary import collect, render
@@ -45,4 +49,5 @@ def demo_summary(settings, aoi_name: str, world: Path | None, ui_url: str | None
         summary = collect(engine, aoi_name, world or settings.demo_dir)
     finally:
         engine.dispose()
-    click.echo(render(summary, ui_url=ui_url, ui_login=ui_login))
+    links = {"Parcel map": parcel_map_url, "Prometheus": prometheus_url, "Metrics exporter": exporter_url}
+    click.echo(render(summary, ui_url=ui_url, ui_login=ui_login, links={k: v for k, v in links.items() if v}))

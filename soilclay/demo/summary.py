@@ -87,7 +87,9 @@ def _metrics(models: dict | None) -> str:
     return " | ".join(parts)
 
 
-def render(s: DemoSummary, *, ui_url: str | None = None, ui_login: str | None = None) -> str:
+def render(s: DemoSummary, *, ui_url: str | None = None, ui_login: str | None = None,
+           links: dict[str, str] | None = None) -> str:
+    """The summary for people; ``links``: more addresses to print under the UI's (label -> URL)."""
     lines = [f"soilclay demo summary: AOI {s.aoi}", ""]
     scenes = ", ".join(f"{n} {c}" for c, n in s.scenes.items()) or "none"
     lines.append(f"Scenes recorded:     {sum(s.scenes.values())} ({scenes})")
@@ -106,5 +108,8 @@ def render(s: DemoSummary, *, ui_url: str | None = None, ui_login: str | None = 
         lines.append("Pipeline runs:       " + ", ".join(f"{n} {st}" for st, n in s.runs.items()))
     if ui_url:
         lines += ["", f"Airflow UI:          {ui_url}" + (f"  (login {ui_login})" if ui_login else "")]
+    if links:
+        lines += [""] if not ui_url else []
+        lines += [f"{label + ':':<20} {url}" for label, url in links.items()]
     lines += ["", "Try in `psql soilclay`:", SQL_EXAMPLE]
     return "\n".join(lines)

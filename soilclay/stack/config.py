@@ -8,6 +8,10 @@ Airflow 3.3.2's ``config_templates/config.yml``); ``airflow.cfg`` in the home st
 The four processes and the task processes they fork get the same environment, which also carries
 soilclay's ``SOILCLAY_*`` settings with relative paths made absolute (tasks may run in another cwd)
 and the ``soilclay_db`` connection as ``AIRFLOW_CONN_SOILCLAY_DB`` (JSON form).
+
+Next to Airflow run the two monitoring components (:mod:`soilclay.stack.monitoring`): soilclay's exporter
+(``soilclay metrics serve``, reading the database the tasks' connection names) and Prometheus (config and
+data under ``<home>/prometheus``), both on 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
+from soilclay.monitoring.prometheus import DEFAULT_INTERVAL, PrometheusConfig
 from soilclay.settings import Settings
 
 #: Database of Airflow's own metadata, on the same server as soilclay's database.
@@ -37,6 +42,12 @@ HEALTH_KEYS = {"api-server": "metadatabase", "scheduler": "scheduler", "dag-proc
                "triggerer": "triggerer"}
 #: The api-server stops last: the scheduler's task processes report their end through its Execution API.
 STOP_ORDER = (("scheduler", "triggerer", "dag-processor"), ("api-server",))
+#: The monitoring components next to Airflow (each its own process group, pid file and log like Airflow's).
+MONITORING_COMPONENTS = ("exporter", "prometheus")
+DEFAULT_EXPORTER_PORT = 9464
+DEFAULT_PROMETHEUS_PORT = 9090
+#: The parcel map page of soilclay's Airflow plugin, under the UI address.
+PARCEL_MAP_PATH = "plugin/soilclay-parcel-map"
 #: Airflow pools the DAGs use: name -> (slots, description).
 POOLS = {"earthengine": (2, "Concurrent Earth Engine exports")}
 
@@ -66,6 +77,14 @@ class StackSpec:
     paused_at_creation: bool = False
     #: Ports of the scheduler's and the triggerer's log servers (Airflow: 8793, 8794); default port+1, port+2.
     log_ports: tuple[int, int] | None = None
+    #: Run the exporter and Prometheus next to Airflow (``processes.start``/``stop``).
+    monitoring: bool = True
+    exporter_port: int = DEFAULT_EXPORTER_PORT
+    prometheus_port: int = DEFAULT_PROMETHEUS_PORT
+    #: Prometheus's scrape and rule-evaluation interval (a Prometheus duration).
+    scrape_interval: str = DEFAULT_INTERVAL
+    #: TF Serving's REST base URL for the ``tf-serving`` scrape job; None: not scraped.
+    tf_serving_url: str | None = None
 
     @property
     def worker_log_port(self) -> int:
@@ -82,6 +101,39 @@ class StackSpec:
     @property
     def ui_url(self) -> str:
         return f"http://localhost:{self.port}/"
+
+    @property
+    def parcel_map_url(self) -> str:
+        return f"{self.ui_url}{PARCEL_MAP_PATH}"
+
+    @property
+    def exporter_address(self) -> str:
+        return f"127.0.0.1:{self.exporter_port}"
+
+    @property
+    def prometheus_address(self) -> str:
+        return f"127.0.0.1:{self.prometheus_port}"
+
+    @property
+    def exporter_url(self) -> str:
+        """The exporter's metrics page (also its health check)."""
+        return f"http://localhost:{self.exporter_port}/metrics"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://localhost:{self.prometheus_port}/"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.home / "prometheus"
+
+    @property
+    def prometheus_config(self) -> Path:
+        return self.prometheus_dir / "prometheus.yml"
+
+    @property
+    def prometheus_data(self) -> Path:
+        return self.prometheus_dir / "data"
 
     @property
     def log_dir(self) -> Path:
@@ -203,11 +255,29 @@ def airflow_env(spec: StackSpec, secrets: Mapping[str, str], base_env: Mapping[s
     return env
 
 
+def exporter_env(spec: StackSpec, base_env: Mapping[str, str]) -> dict[str, str]:
+    """The exporter's environment: ``base_env`` without Airflow's config, the tasks' ``SOILCLAY_*`` and the
+    database the tasks' ``soilclay_db`` connection names (``spec.database_url``, even when the task env
+    overrides ``SOILCLAY_DATABASE_URL``). The password travels in the environment only, never in argv."""
+    inherited = {k: v for k, v in base_env.items()
+                 if not k.startswith("AIRFLOW__") and k not in ("AIRFLOW_HOME", "AIRFLOW_CONFIG")}
+    return {**inherited, **spec.task_env, "SOILCLAY_DATABASE_URL": spec.database_url, "PYTHONUNBUFFERED": "1"}
+
+
+def prometheus_config(spec: StackSpec) -> PrometheusConfig:
+    """The local Prometheus's configuration: scrape the exporter, itself and (when set) TF Serving."""
+    return PrometheusConfig(exporter=spec.exporter_address, prometheus=spec.prometheus_address,
+                            tf_serving=spec.tf_serving_url, scrape_interval=spec.scrape_interval,
+                            evaluation_interval=spec.scrape_interval)
+
+
 def default_spec(settings: Settings, *, home: Path | str | None = None, port: int = DEFAULT_PORT,
                  metadata_url: str | None = None, extra_env: Mapping[str, str] | None = None,
                  environ: Mapping[str, str] | None = None, cwd: Path | None = None,
                  admin: tuple[str, str] = DEFAULT_ADMIN, paused_at_creation: bool = False,
-                 log_ports: tuple[int, int] | None = None) -> StackSpec:
+                 log_ports: tuple[int, int] | None = None, monitoring: bool = True,
+                 exporter_port: int = DEFAULT_EXPORTER_PORT, prometheus_port: int = DEFAULT_PROMETHEUS_PORT,
+                 scrape_interval: str = DEFAULT_INTERVAL, tf_serving_url: str | None = None) -> StackSpec:
     """The spec for ``settings``: home ``var/airflow``, metadata DB ``soilclay_airflow`` on soilclay's server."""
     cwd = (cwd or Path.cwd()).resolve()
     environ = os.environ if environ is None else environ
@@ -218,4 +288,6 @@ def default_spec(settings: Settings, *, home: Path | str | None = None, port: in
                      database_url=settings.database_url,
                      dags_folder=root / "dags", plugins_folder=root / "plugins", port=port,
                      admin_user=admin[0], admin_password=admin[1], task_env=task_env,
-                     paused_at_creation=paused_at_creation, log_ports=log_ports)
+                     paused_at_creation=paused_at_creation, log_ports=log_ports, monitoring=monitoring,
+                     exporter_port=exporter_port, prometheus_port=prometheus_port,
+                     scrape_interval=scrape_interval, tf_serving_url=tf_serving_url)

@@ -1,5 +1,6 @@
 """Prepare, start and stop a local Airflow 3.3 deployment: api-server, scheduler (LocalExecutor),
-dag-processor and triggerer, each the ``airflow`` executable in its own process group.
+dag-processor and triggerer, each the ``airflow`` executable in its own process group; with them the
+monitoring components (exporter, Prometheus: :mod:`soilclay.stack.monitoring`).
 
 Nothing here imports Airflow: the ``airflow`` command runs as subprocesses and the health check is
 plain HTTP. State lives in the Airflow home (:class:`~soilclay.stack.config.StackSpec`):
@@ -14,12 +15,10 @@ plain HTTP. State lives in the Airflow home (:class:`~soilclay.stack.config.Stac
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -30,6 +29,7 @@ import psutil
 from sqlalchemy.engine import make_url
 
 from soilclay.errors import SoilclayError
+from soilclay.stack import monitoring, procgroup
 from soilclay.stack.config import COMPONENTS, HEALTH_KEYS, POOLS, STOP_ORDER, StackSpec, airflow_env
 
 
@@ -104,31 +104,22 @@ def prepare(spec: StackSpec, log=print) -> None:
     write_passwords(spec)
 
 
-def _alive(pid: int, component: str) -> bool:
-    """pid runs and is our ``airflow <component>`` (not a recycled pid; the api-server retitles itself api_server)."""
-    try:
-        proc = psutil.Process(pid)
+def _is_airflow(component: str):
+    """Recognises ``airflow <component>`` (not a recycled pid; the api-server retitles itself api_server)."""
+    def check(proc: psutil.Process) -> bool:
         cmdline = " ".join(proc.cmdline()).replace("_", "-")
-        return proc.status() != psutil.STATUS_ZOMBIE and "airflow" in cmdline and component in cmdline
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return False
+        return "airflow" in cmdline and component in cmdline
+    return check
 
 
 def running(spec: StackSpec) -> dict[str, int | None]:
-    """Component -> pid of its live process (None: not running, stale pid files are ignored)."""
-    pids: dict[str, int | None] = {}
-    for component in COMPONENTS:
-        path = spec.pid_file(component)
-        pid = int(path.read_text()) if path.exists() else None
-        pids[component] = pid if pid and _alive(pid, component) else None
-    return pids
+    """Airflow component -> pid of its live process (None: not running, stale pid files are ignored).
+    The monitoring components: :func:`soilclay.stack.monitoring.running`."""
+    return {c: procgroup.read_pid(spec.pid_file(c), _is_airflow(c)) for c in COMPONENTS}
 
 
 def log_tail(spec: StackSpec, component: str, lines: int = 25) -> str:
-    path = spec.log_file(component)
-    if not path.exists():
-        return f"(no log {path})"
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return procgroup.log_tail(spec.log_file(component), lines)
 
 
 def health(spec: StackSpec) -> dict | None:
@@ -148,9 +139,14 @@ def unhealthy(report: dict | None) -> list[str]:
 
 
 def start(spec: StackSpec, timeout: float = 180, log=print) -> dict[str, int]:
-    """Start the components not already running (detached, own process groups); wait until all are healthy."""
+    """Start the components not already running (detached, own process groups); wait until all are healthy.
+
+    With ``spec.monitoring`` the exporter and Prometheus start first (:mod:`soilclay.stack.monitoring`: a
+    few seconds, and a busy port fails before Airflow's minute of start-up). Returns the Airflow pids."""
     for folder in (spec.log_dir, spec.run_dir):
         folder.mkdir(parents=True, exist_ok=True)
+    if spec.monitoring:
+        monitoring.start(spec, log=log)
     if not spec.passwords_file.exists():
         write_passwords(spec)
     env = environment(spec)
@@ -162,14 +158,9 @@ def start(spec: StackSpec, timeout: float = 180, log=print) -> dict[str, int]:
         args = [airflow_executable(), component]
         if component == "api-server":
             args += ["--port", str(spec.port), "--host", "127.0.0.1"]
-        with open(spec.log_file(component), "ab") as out:
-            out.write(f"\n===== soilclay: starting {' '.join(args[1:])} at {time.ctime()} =====\n".encode())
-            out.flush()
-            proc = subprocess.Popen(args, env=env, cwd=spec.home, stdout=out, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
-        spec.pid_file(component).write_text(str(proc.pid))
-        pids[component] = proc.pid
-        log(f"{component}: started (pid {proc.pid}, log {spec.log_file(component)})")
+        pids[component] = procgroup.launch(args, env=env, cwd=spec.home, log_file=spec.log_file(component),
+                                           pid_file=spec.pid_file(component))
+        log(f"{component}: started (pid {pids[component]}, log {spec.log_file(component)})")
     wait_healthy(spec, timeout)
     return {c: p for c, p in pids.items() if p}
 
@@ -192,41 +183,17 @@ def wait_healthy(spec: StackSpec, timeout: float = 180, poll: float = 2) -> dict
         time.sleep(poll)
 
 
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
-
-
 def stop(spec: StackSpec, timeout: float = 30, log=print) -> list[str]:
     """SIGTERM each component's process group (and descendants that left it), the api-server last;
-    SIGKILL whatever is left after ``timeout`` seconds. Returns the components that were running."""
+    SIGKILL whatever is left after ``timeout`` seconds. The monitoring components (exporter, Prometheus)
+    go first, whether or not the spec asks for them. Returns the components that were running."""
+    stopped = monitoring.stop(spec, log=log)
     pids = {c: p for c, p in running(spec).items() if p}
     for phase in STOP_ORDER:
-        procs: list[psutil.Process] = []
-        for component in (c for c in phase if c in pids):
-            pid = pids[component]
-            try:
-                family = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-            except psutil.NoSuchProcess:
-                continue
-            log(f"{component}: stopping (pid {pid})")
-            _signal_group(pid, signal.SIGTERM)
-            for proc in family:
-                with contextlib.suppress(psutil.NoSuchProcess, ProcessLookupError):
-                    if os.getpgid(proc.pid) != pid:
-                        proc.terminate()
-            procs += family
-        _, left = psutil.wait_procs(procs, timeout=timeout)
-        for proc in left:
-            log(f"killing leftover pid {proc.pid}")
-            with contextlib.suppress(psutil.NoSuchProcess):
-                proc.kill()
-        for component in (c for c in phase if c in pids):
-            _signal_group(pids[component], signal.SIGKILL)  # late children of the group, if any
-        psutil.wait_procs(left, timeout=5)
+        procgroup.terminate({c: pids[c] for c in phase if c in pids}, timeout=timeout, log=log)
     for component in COMPONENTS:
         spec.pid_file(component).unlink(missing_ok=True)
-    return list(pids)
+    return stopped + list(pids)
 
 
 class Stack:

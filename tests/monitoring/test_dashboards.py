@@ -15,7 +15,6 @@ import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
 
-import promql_parser
 import pytest
 import yaml
 
@@ -25,10 +24,9 @@ from soilclay.monitoring.airflow_names import (
     AIRFLOW_METRICS,
     EARTHENGINE_POOL,
     SOILCLAY_DAG_IDS,
-    series_labels,
 )
 from soilclay.monitoring.catalogue import BY_NAME as SOILCLAY_METRICS
-from soilclay.monitoring.tf_serving import TF_SERVING_METRICS
+from soilclay.monitoring.promql import known_labels, selectors, tf_serving_series
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARDS_DIR = ROOT / "monitoring" / "grafana" / "dashboards"
@@ -38,49 +36,6 @@ CHART = ROOT / "helm" / "soilclay"
 COMPOSE_PROMETHEUS = ROOT / "docker" / "prometheus" / "prometheus.yml"
 
 ALWAYS_LABELS = {"job", "instance"}
-
-
-def _tf_series() -> dict[str, set[str]]:
-    out: dict[str, set[str]] = {}
-    for m in TF_SERVING_METRICS:
-        if m.kind == "histogram":
-            out[f"{m.name}_bucket"] = set(m.labels) | {"le"}
-            out[f"{m.name}_sum"] = set(m.labels)
-            out[f"{m.name}_count"] = set(m.labels)
-        else:
-            out[m.name] = set(m.labels)
-    return out
-
-
-TF_SERIES = _tf_series()
-
-
-def known_labels(name: str) -> set[str] | None:
-    """Labels the series ``name`` can carry, or None when the name is not a known metric."""
-    if name in SOILCLAY_METRICS:
-        return set(SOILCLAY_METRICS[name].labels)
-    if name in TF_SERIES:
-        return TF_SERIES[name]
-    if (labels := series_labels(name)) is not None:
-        return set(labels)
-    if name == "up":
-        return set()
-    return None
-
-
-def selectors(expr: str) -> list[tuple[str | None, list[str]]]:
-    """(metric name, label names matched) of every vector selector of ``expr``."""
-    found: list[tuple[str | None, list[str]]] = []
-
-    def visit(node) -> None:
-        if isinstance(node, promql_parser.VectorSelector):
-            labels = [m.name for m in node.matchers.matchers]
-            name = node.name or next((m.value for m in node.matchers.matchers
-                                      if m.name == "__name__" and m.op == promql_parser.MatchOp.Equal), None)
-            found.append((name, [label for label in labels if label != "__name__"]))
-
-    promql_parser.walk(promql_parser.parse(expr), visit)
-    return found
 
 
 BUILT = gen.build()
@@ -189,7 +144,7 @@ def test_panel_queries_cover_every_target_and_substitute_variables():
 
 def test_the_dashboards_use_all_four_sources():
     names = {n for q in QUERIES for n, _ in selectors(q.expr)}
-    assert names & set(SOILCLAY_METRICS) and names & set(TF_SERIES) and names & AIRFLOW_METRIC_NAMES
+    assert names & set(SOILCLAY_METRICS) and names & set(tf_serving_series()) and names & AIRFLOW_METRIC_NAMES
     # every metric of the catalogue is on some dashboard
     assert set(SOILCLAY_METRICS) - names == set()
 
