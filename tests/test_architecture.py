@@ -22,7 +22,7 @@ DB = ROOT / "soilclay" / "db"
 INFRASTRUCTURE = {"errors", "redact", "settings", "contract", "io", "db", "earthengine"}
 #: The pipeline's stages in order, then the packages that drive them.
 STAGES = {"scenes", "composites", "features", "samples", "parcels", "model", "serving", "predict"}
-APPLICATIONS = {"cli", "demo", "stack", "testing"}
+APPLICATIONS = {"cli", "demo", "stack", "testing", "monitoring", "ui"}
 
 #: SQL in a string literal: a statement's opening words, as SQL is written in this code base.
 SQL = re.compile(r"\b(SELECT\s+[\w*(]|INSERT\s+INTO|UPDATE\s+\w+(\.\w+)?\s+SET|DELETE\s+FROM|CREATE\s+"
