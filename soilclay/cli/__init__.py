@@ -13,6 +13,7 @@ from soilclay.cli.aoi import aoi
 from soilclay.cli.composites import composites
 from soilclay.cli.db import db
 from soilclay.cli.demo import demo_summary, demo_world
+from soilclay.cli.metrics import metrics
 from soilclay.cli.model import model
 from soilclay.cli.parcels import parcels
 from soilclay.cli.predict import predict
@@ -65,3 +66,4 @@ main.add_command(train)
 main.add_command(demo_world)
 main.add_command(demo_summary)
 main.add_command(airflow)
+main.add_command(metrics)

@@ -1,6 +1,10 @@
 """End to end on a real local Airflow 3.3 (api-server, scheduler with LocalExecutor, dag-processor,
-triggerer; PostgreSQL metadata DB): only ``soilclay_scene_watch`` is triggered, the Assets drive
-composites -> retrain -> predict, and per-parcel estimates land in PostGIS.
+triggerer; PostgreSQL metadata DB) with the monitoring beside it (soilclay's exporter, Prometheus): only
+``soilclay_scene_watch`` is triggered, the Assets drive composites -> retrain -> predict, and per-parcel
+estimates land in PostGIS. Then, with the stack still up: every soilclay Grafana panel's query returns data
+from the running Prometheus and its alert rules evaluate; the parcel map page inside the Airflow UI draws the
+parcels in view, shows the stored estimate of a clicked parcel and one skill point per model version
+(Chromium through Playwright; the screenshot is left in ``var/test-artefacts/``).
 
 Two things make the run deterministic:
 
@@ -32,14 +36,17 @@ from soilclay.io.vector import read_aoi_file
 from soilclay.parcels.load import load_parcels
 from soilclay.samples.load import load_samples
 from soilclay.settings import Settings
-from soilclay.stack import processes
+from soilclay.stack import monitoring, processes
 from soilclay.stack.config import COMPONENTS, default_spec, metadata_url_for
 from soilclay.stack.rest import AirflowClient, ChainFailed, render_summary
 from soilclay.testing import AOI, FAST
+from tests.e2e.monitoring_checks import check_panels_have_data
+from tests.e2e.parcel_map_browser import check_parcel_map_page
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.db, pytest.mark.timeout(900)]
 
 WATCH = "soilclay_scene_watch"
+ARTEFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artefacts"
 CHAIN = ["soilclay_composites", "soilclay_retrain", "soilclay_predict_parcels"]
 
 
@@ -95,10 +102,11 @@ def test_scene_watch_drives_the_asset_chain_to_parcel_estimates(db_factory, smal
                         tf_serving_config_dir=tmp_path / "tf-serving", scene_archive=str(archive),
                         model_config_file=str(tmp_path / "model.json"))
     decoy = make_url(url).set(database="soilclay_e2e_no_such_database").render_as_string(hide_password=False)
-    port, worker_logs, trigger_logs = free_ports(3)
+    port, worker_logs, trigger_logs, exporter_port, prometheus_port = free_ports(5)
     meta = db_factory("soilclay_e2e_airflow")
     spec = default_spec(settings, home=tmp_path / "airflow", port=port, log_ports=(worker_logs, trigger_logs),
                         metadata_url=metadata_url_for(meta, make_url(meta).database),
+                        exporter_port=exporter_port, prometheus_port=prometheus_port, scrape_interval="2s",
                         extra_env={"SOILCLAY_AOIS": AOI, "SOILCLAY_DATABASE_URL": decoy,
                                    "SOILCLAY_MODEL_CONFIG_FILE": str(tmp_path / "model.json")})
     timings: dict[str, float] = {}
@@ -112,7 +120,8 @@ def test_scene_watch_drives_the_asset_chain_to_parcel_estimates(db_factory, smal
         assert int(pool["slots"]) == 2 and str(pool["include_deferred"]).lower() == "true", pool
         processes.start(spec)
         timings["start"] = time.monotonic() - started - timings["prepare"]
-        for pid in processes.running(spec).values():
+        for pid in [*processes.running(spec).values(), *monitoring.running(spec).values()]:
+            assert pid, "a component is not running"
             proc = psutil.Process(pid)
             family += [proc, *proc.children(recursive=True)]
         with AirflowClient(spec.base_url, spec.admin_user, spec.admin_password) as client:
@@ -133,6 +142,12 @@ def test_scene_watch_drives_the_asset_chain_to_parcel_estimates(db_factory, smal
                 raise
             timings["chain"] = time.monotonic() - mark
             print(render_summary(summary))
+        mark = time.monotonic()
+        panels = check_panels_have_data(spec.prometheus_url)
+        print(f"{len(panels)} soilclay panel queries returned data")
+        seen = check_parcel_map_page(spec.base_url, spec.admin_user, spec.admin_password, engine, ARTEFACTS)
+        print("parcel map:", {k: v for k, v in seen.items() if k != "hosts"})
+        timings["monitoring checks"] = time.monotonic() - mark
     except BaseException:
         print_logs(spec)
         raise

@@ -22,6 +22,12 @@ Behaviour copied from TF Serving's sources (2.21) so tests of the clients mean s
   with TF Serving's gRPC-code -> HTTP-status table; ``GET /v1/models/{name}[/versions/{v}|/labels/{l}]`` for
   the status and ``.../metadata`` for the SignatureDefMap.
 
+Prometheus metrics (``monitoring_config=`` a ``monitoring.config`` enabling them, as ``--monitoring_config_file``):
+the page at its path (default ``/monitoring/prometheus/metrics``) on the REST port, written like
+``util/prometheus_exporter.cc`` (TYPE lines only, latencies in microseconds), with the real server's names and
+labels (:data:`soilclay.monitoring.tf_serving.TF_SERVING_METRICS`): requests by model and status code, the
+latency of successful requests (REST and gRPC), the Predict runtime latency, and SavedModel load attempts.
+
 Failure injection: :meth:`StandInServing.fail_next` makes the next N calls fail with a chosen gRPC code
 (REST: the mapped HTTP status); :meth:`StandInServing.set_state` fakes a version's state (e.g. LOADING).
 Every call is recorded in :attr:`StandInServing.calls`.
@@ -33,6 +39,7 @@ import json
 import math
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterable
 from concurrent import futures
@@ -55,7 +62,8 @@ from tensorflow_serving.apis import (
     prediction_service_pb2_grpc,
 )
 
-from soilclay.serving.config import DEFAULT_MODEL_NAME, read_models_config
+from soilclay.monitoring.tf_serving import LATENCY_BUCKETS_US, PROMETHEUS_PATH, TF_SERVING_BY_NAME
+from soilclay.serving.config import DEFAULT_MODEL_NAME, read_models_config, read_monitoring_config
 
 DEFAULT_SIGNATURE = "serving_default"
 Code = grpc.StatusCode
@@ -296,6 +304,78 @@ def as_proto_field(array: np.ndarray) -> Any:
     return proto
 
 
+# --- Prometheus metrics, as tensorflow_serving/util/prometheus_exporter.cc writes them ---------------------------
+
+
+def _tf_number(value: float) -> str:
+    """A double as ``absl::StrCat`` writes it (six significant digits)."""
+    return f"{value:.6g}"
+
+
+class _Histogram:
+    """A TF ``Sampler`` cell: a value falls in the first bucket whose limit is above it (the last: DBL_MAX)."""
+
+    def __init__(self, limits: tuple[float, ...]) -> None:
+        self.limits = limits
+        self.buckets = [0] * (len(limits) + 1)
+        self.sum = 0.0
+
+    def add(self, value: float) -> None:
+        self.buckets[next((i for i, limit in enumerate(self.limits) if value < limit), len(self.limits))] += 1
+        self.sum += value
+
+
+class StandInMetrics:
+    """The metrics the stand-in records, under the real server's names and labels
+    (:data:`soilclay.monitoring.tf_serving.TF_SERVING_METRICS`); latencies in microseconds."""
+
+    NAMES = tuple(sorted(name for name, m in TF_SERVING_BY_NAME.items() if m.standin))
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counters: dict[str, dict[tuple[str, ...], int]] = {}
+        self._histograms: dict[str, dict[tuple[str, ...], _Histogram]] = {}
+
+    def inc(self, name: str, labels: tuple[str, ...], by: int = 1) -> None:
+        with self._lock:
+            cells = self._counters.setdefault(name, {})
+            cells[labels] = cells.get(labels, 0) + int(by)
+
+    def observe(self, name: str, labels: tuple[str, ...], value_us: float) -> None:
+        with self._lock:
+            cells = self._histograms.setdefault(name, {})
+            cells.setdefault(labels, _Histogram(LATENCY_BUCKETS_US)).add(max(0.0, value_us))
+
+    def page(self) -> str:
+        """The Prometheus text page: every metric's TYPE line (also with no points yet), its points sorted."""
+        lines: list[str] = []
+        with self._lock:
+            for name in self.NAMES:
+                spec = TF_SERVING_BY_NAME[name]
+                lines.append(f"# TYPE {name} {spec.kind}")
+                if spec.kind == "histogram":
+                    for values, cell in sorted(self._histograms.get(name, {}).items()):
+                        labels = [f'{k}="{_escape(v)}"' for k, v in zip(spec.labels, values, strict=True)]
+                        prefix = f"{name}_bucket{{" + ",".join(labels) + ("," if labels else "")
+                        total = 0
+                        for i, count in enumerate(cell.buckets):
+                            total += count
+                            le = _tf_number(cell.limits[i]) if i < len(cell.limits) else "+Inf"
+                            lines.append(f'{prefix}le="{le}"}} {total}')
+                        joined = ",".join(labels)
+                        lines.append(f"{name}_sum{{{joined}}} {_tf_number(cell.sum)}")
+                        lines.append(f"{name}_count{{{joined}}} {total}")
+                else:
+                    for values, count in sorted(self._counters.get(name, {}).items()):
+                        labels = ",".join(f'{k}="{_escape(v)}"' for k, v in zip(spec.labels, values, strict=True))
+                        lines.append(f"{name}{{{labels}}} {count}")
+        return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"')
+
+
 # --- the server ----------------------------------------------------------------------------------------------
 
 
@@ -303,8 +383,17 @@ class StandInServing:
     """The stand-in server; use as a context manager or call :meth:`start` and :meth:`stop`."""
 
     def __init__(self, base_path: str | Path | None = None, *, model_name: str = DEFAULT_MODEL_NAME,
-                 versions: Iterable[int] | None = None, models_config: str | Path | None = None) -> None:
+                 versions: Iterable[int] | None = None, models_config: str | Path | None = None,
+                 monitoring_config: str | Path | None = None) -> None:
         self.model_name = model_name
+        #: Where the Prometheus page is served (``--monitoring_config_file`` with ``prometheus_config.enable``),
+        #: None without one: then, like the real server, the REST port has no metrics page.
+        self.metrics_path: str | None = None
+        if monitoring_config is not None:
+            prometheus = read_monitoring_config(monitoring_config).prometheus_config
+            if prometheus.enable:
+                self.metrics_path = prometheus.path or PROMETHEUS_PATH
+        self.metrics = StandInMetrics()
         self.labels: dict[str, int] = {}
         wanted: list[int] | None = list(versions) if versions is not None else None
         if models_config is not None:
@@ -350,6 +439,8 @@ class StandInServing:
         if not (root / "saved_model.pb").is_file():
             return  # TF Serving only logs that a pinned version is missing; it never appears in the status
         entry = _Version(version)
+        start = time.perf_counter()
+        status = "success"
         try:
             meta = saved_model_pb2.SavedModel.FromString((root / "saved_model.pb").read_bytes())
             graphs = [g for g in meta.meta_graphs if "serve" in g.meta_info_def.tags]
@@ -359,6 +450,15 @@ class StandInServing:
             entry.loaded = tf.saved_model.load(str(root))
         except Exception as e:  # a broken version ends as END with its error, like TF Serving
             entry.state, entry.error_code, entry.error_message = "END", "UNKNOWN", f"{type(e).__name__}: {e}"
+            status = "fail"
+        took_us = (time.perf_counter() - start) * 1e6
+        # tensorflow/cc/saved_model/loader.cc: an attempt per load, its latency; stages only for a load that worked
+        self.metrics.inc(":tensorflow:cc:saved_model:load_attempt_count", (str(root), status))
+        self.metrics.inc(":tensorflow:cc:saved_model:load_latency", (str(root),), int(took_us))
+        if status == "success":
+            self.metrics.observe(":tensorflow:cc:saved_model:load_latency_by_stage", (str(root), "restore_graph"),
+                                 took_us)
+            self.metrics.observe(":tensorflow:cc:saved_model:load_latency_by_stage", (str(root), "init_graph"), 0.0)
         self._versions[version] = entry
 
     # --- lifecycle -------------------------------------------------------------------------------------------
@@ -396,6 +496,18 @@ class StandInServing:
     @property
     def rest_url(self) -> str:
         return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
+    def metrics_url(self) -> str | None:
+        return None if self.metrics_path is None else f"{self.rest_url}{self.metrics_path}"
+
+    def record_request(self, model_name: str, code: grpc.StatusCode, api: str, entrypoint: str,
+                       took_us: float) -> None:
+        """RecordModelRequestCount, and RecordRequestLatency for a request that succeeded (http_server.cc,
+        prediction_service_impl.cc)."""
+        self.metrics.inc(":tensorflow:serving:request_count", (model_name, code.name))
+        if code == Code.OK:
+            self.metrics.observe(":tensorflow:serving:request_latency", (model_name, api, entrypoint), took_us)
 
     # --- test controls ---------------------------------------------------------------------------------------
 
@@ -500,12 +612,16 @@ class StandInServing:
                                                           f"Outputs expected to be in the set "
                                                           f"{{{','.join(sorted(sig.outputs))}}}.")
         fn = entry.loaded.signatures[name]
+        start = time.perf_counter()
         try:
             raw = fn(**{key: tf.constant(arr) for key, arr in inputs.items()})
         except tf.errors.InvalidArgumentError as e:
             raise ServingError(Code.INVALID_ARGUMENT, e.message) from e
         except Exception as e:  # anything else is the server's fault
             raise ServingError(Code.INTERNAL, f"{type(e).__name__}: {e}") from e
+        # servables/tensorflow/predict_util.cc: the session run of a Predict, runtime "TF1"
+        self.metrics.observe(":tensorflow:serving:runtime_latency", (self.model_name, "Predict", "TF1"),
+                             (time.perf_counter() - start) * 1e6)
         return name, {alias: raw[alias].numpy() for alias in wanted}
 
     def _status_response(self, name: str, version: int | None, label: str | None) -> Any:
@@ -622,6 +738,7 @@ class _PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer)
                 spec.version_label if choice == "version_label" else None)
 
     def Predict(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC method name
+        start = time.perf_counter()
         try:
             self.core._enter("grpc", "Predict")
             entry = self.core._resolve(*self._spec(request.model_spec))
@@ -634,7 +751,10 @@ class _PredictionServicer(prediction_service_pb2_grpc.PredictionServiceServicer)
             signature, outputs = self.core._run(entry, request.model_spec.signature_name, inputs,
                                                 request.output_filter)
         except ServingError as e:
+            self.core.record_request(request.model_spec.name, e.code, "Predict", "GRPC", 0.0)
             context.abort(e.code, e.message)
+        self.core.record_request(request.model_spec.name, Code.OK, "Predict", "GRPC",
+                                 (time.perf_counter() - start) * 1e6)
         response = predict_pb2.PredictResponse()
         response.model_spec.name = self.core.model_name
         response.model_spec.version.value = entry.version
@@ -665,6 +785,15 @@ class _ModelServicer(model_service_pb2_grpc.ModelServiceServicer):
             context.abort(e.code, e.message)
 
 
+def _rest_model_and_method(method: str, path: str) -> tuple[str, str]:
+    """The model name and method ``ParseModelInfo`` finds in a REST path ('' when it finds none; GET: no method)."""
+    if method == "POST" and (m := _PREDICT_RE.fullmatch(path)):
+        return urllib.parse.unquote(m[1]), m[4]
+    if method == "GET" and (m := _STATUS_RE.fullmatch(path)):
+        return urllib.parse.unquote(m[1] or ""), ""
+    return "", ""
+
+
 class _RestServer(ThreadingHTTPServer):
     daemon_threads = True
 
@@ -687,17 +816,26 @@ class _RestHandler(BaseHTTPRequestHandler):
         self._dispatch("GET")
 
     def _dispatch(self, method: str) -> None:
+        start = time.perf_counter()
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         path = urllib.parse.urlsplit(self.path).path
+        core = self.server.core
+        if core.metrics_path is not None and path == core.metrics_path:  # PrometheusExporter::GeneratePage
+            self._reply(200, core.metrics.page(), "text/plain")
+            return
         if not re.fullmatch(r"/v1/.*", path, re.IGNORECASE):  # not the REST API's prefix: the HTTP server's 404
             self._reply(404, "", "text/plain")
             return
+        code = Code.OK
         try:
-            status, text = 200, self.server.core.rest(method, path, body)
+            status, text = 200, core.rest(method, path, body)
         except ServingError as e:
-            status, text = HTTP_STATUS[e.code], '{ "error": ' + json.dumps(e.message) + " }"
+            code, status, text = e.code, HTTP_STATUS[e.code], '{ "error": ' + json.dumps(e.message) + " }"
         except Exception as e:  # a stand-in bug still answers, as INTERNAL
-            status, text = 500, '{ "error": ' + json.dumps(f"stand-in failure: {type(e).__name__}: {e}") + " }"
+            code, status = Code.INTERNAL, 500
+            text = '{ "error": ' + json.dumps(f"stand-in failure: {type(e).__name__}: {e}") + " }"
+        model_name, api = _rest_model_and_method(method, path)
+        core.record_request(model_name, code, api, "REST", (time.perf_counter() - start) * 1e6)
         self._reply(status, text, "application/json")
 
     def _reply(self, status: int, text: str, content_type: str) -> None:
