@@ -20,7 +20,6 @@ Two things make the run deterministic:
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -42,22 +41,13 @@ from soilclay.stack.rest import AirflowClient, ChainFailed, render_summary
 from soilclay.testing import AOI, FAST
 from tests.e2e.monitoring_checks import check_panels_have_data
 from tests.e2e.parcel_map_browser import check_parcel_map_page
+from tests.ports import free_ports
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.db, pytest.mark.timeout(900)]
 
 WATCH = "soilclay_scene_watch"
 ARTEFACTS = Path(__file__).resolve().parents[2] / "var" / "test-artefacts"
 CHAIN = ["soilclay_composites", "soilclay_retrain", "soilclay_predict_parcels"]
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def tcp_url(url: str) -> str:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path, PurePosixPath
 
@@ -287,7 +286,6 @@ def test_compose_prometheus_scrapes_the_compose_services_with_the_rules():
         assert list(rules.parent.glob(rules.name)), f"{pattern} matches no rule file"
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool not installed")
 def test_promtool_accepts_the_compose_prometheus_config_and_its_rules(tmp_path):
     config = yaml.safe_load(COMPOSE_PROMETHEUS.read_text(encoding="utf-8"))
     mounts = _mounts(_compose()["services"]["prometheus"])

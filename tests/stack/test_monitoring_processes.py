@@ -3,29 +3,16 @@ Prometheus scraping it, started and stopped by :mod:`soilclay.stack.monitoring` 
 
 from __future__ import annotations
 
-import shutil
 import socket
 import time
 
 import httpx
 import psutil
-import pytest
 
 from soilclay.settings import Settings
 from soilclay.stack import monitoring, processes
 from soilclay.stack.config import default_spec
-
-pytestmark = pytest.mark.skipif(shutil.which("prometheus") is None, reason="prometheus is not installed")
-
-
-def free_ports(n: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(n)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+from tests.ports import free_ports
 
 
 def query(spec, expr: str) -> list[dict]:
