@@ -7,6 +7,7 @@ import threading
 
 import click
 
+from soilclay.errors import BadInputError
 from soilclay.settings import Settings
 
 
@@ -29,7 +30,11 @@ def serve(settings: Settings, port: int, host: str) -> None:
     stop = threading.Event()
     previous = {s: signal.signal(s, lambda *_: stop.set()) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        server, thread = start_http_server(port, addr=host, registry=make_registry(engine))
+        try:
+            server, thread = start_http_server(port, addr=host, registry=make_registry(engine))
+        except OSError as exc:
+            raise BadInputError(f"soilclay metrics: cannot listen on {host}:{port} ({exc.strerror or exc}); "
+                                "choose another --port or --host") from None
         bound_host, bound_port = server.server_address[:2]
         click.echo(f"soilclay metrics: serving http://{bound_host}:{bound_port}/metrics "
                    f"(database {settings.safe_database_url})")
