@@ -12,8 +12,10 @@ deployment's JWT secret, revocation included) and then asks the auth manager whe
 website (``AccessView.WEBSITE``). Without a valid token: 401/403 (the page itself redirects to the login).
 
 Database: the Airflow connection ``soilclay_reader`` when defined (a login granted ``soilclay_reader``),
-else ``soilclay_db`` (the tasks' connection), else ``SOILCLAY_DATABASE_URL``; every query runs in a
-READ ONLY transaction that first does ``SET LOCAL ROLE`` (:mod:`soilclay.db.parcel_map`).
+else ``soilclay_db`` (the tasks' connection), else ``SOILCLAY_DATABASE_URL``; every query of the page, map
+and status alike, runs in a READ ONLY transaction that first does ``SET LOCAL ROLE soilclay_reader``
+(:mod:`soilclay.db.parcel_map`), so it reads the reader's views only (the status panel's are those of
+migration 0006), whatever the login; that login must be a member of ``soilclay_reader``.
 
 Import cost: FastAPI and the page's modules (SQLAlchemy, no NumPy, TensorFlow or rasterio); Airflow's
 security module, the connection and the engine are loaded on the first request.

@@ -1,11 +1,11 @@
 """Read-only queries of the parcel map page: vector tiles, one parcel's detail and history, per-AOI status.
 
-Every query runs inside :func:`read_only_as`: a ``READ ONLY`` transaction that has switched to a group
-role with ``SET LOCAL ROLE`` before its first query, so the page's connection can see exactly what that
-role is granted and can write nothing, whatever login the connection uses. The parcel queries run as
-``soilclay_reader`` (:data:`READER`) and read only the two views granted to it. The status queries read
-tables the reader is not granted (``aois``, ``scenes``, ``composites``, ``model_versions``,
-``pipeline_runs``): they run as :data:`STATUS_ROLE` until a migration gives the reader views of them.
+Every query runs inside :func:`read_only_as`: a ``READ ONLY`` transaction that has switched to
+``soilclay_reader`` (:data:`READER`) with ``SET LOCAL ROLE`` before its first query, so the page's
+connection can see exactly what the reader is granted and can write nothing, whatever login the connection
+uses. The reader reads views only: the parcel queries ``parcel_clay_latest`` and ``parcel_clay_history``;
+the status queries the ``status_*`` views of migration 0006 (AOIs, composites, model versions, runs with
+their masked errors) and ``monitoring_scenes`` of 0005.
 
 Geometries are stored in EPSG:4326; tiles are in EPSG:3857 (``ST_TileEnvelope``), extents are returned
 in both.
@@ -22,11 +22,9 @@ from sqlalchemy import Connection, Engine, text
 
 from soilclay.db.tx import translated
 
-#: The role of every parcel query: SELECT on ``parcel_clay_latest`` and ``parcel_clay_history`` only.
+#: The role of every query of the page: SELECT on views only.
 READER = "soilclay_reader"
-#: The role of the status queries (base tables the reader is not granted), in a read-only transaction.
-STATUS_ROLE = "soilclay_writer"
-ROLES = (READER, STATUS_ROLE)
+ROLES = (READER,)
 #: Name of the layer inside every tile.
 LAYER = "parcels"
 EXTENT = 4096
@@ -36,8 +34,8 @@ MAX_ZOOM = 24
 
 @contextmanager
 def read_only_as(engine: Engine, role: str, what: str = "reading the parcel map") -> Iterator[Connection]:
-    """A READ ONLY transaction as ``role`` (one of :data:`ROLES`), rolled back at the end; driver errors
-    translated (:mod:`soilclay.db.tx`)."""
+    """A READ ONLY transaction as ``role`` (:data:`READER`, the only one of :data:`ROLES`), rolled back at
+    the end; driver errors translated (:mod:`soilclay.db.tx`)."""
     if role not in ROLES:
         raise ValueError(f"not a parcel map role: {role!r}")
     with translated(what), engine.connect() as conn:
@@ -125,7 +123,7 @@ def parcels_in_extent(conn: Connection, extent_3857: tuple[float, float, float, 
         dict(zip(("x0", "y0", "x1", "y1"), extent_3857, strict=True))).scalar_one())
 
 
-# --- status (as STATUS_ROLE) ----------------------------------------------------------------------------
+# --- status (views of 0006 and 0005, as the reader) --------------------------------------------------------
 
 def aois(conn: Connection) -> list[dict[str, Any]]:
     """Every AOI with its extent (EPSG:3857 and 4326) and grid CRS, by name."""
@@ -133,7 +131,8 @@ def aois(conn: Connection) -> list[dict[str, Any]]:
         "SELECT aoi_id, name, grid_crs, description, created_at, "
         "ST_XMin(b) AS xmin, ST_YMin(b) AS ymin, ST_XMax(b) AS xmax, ST_YMax(b) AS ymax, "
         "ST_XMin(geom) AS lon_min, ST_YMin(geom) AS lat_min, ST_XMax(geom) AS lon_max, ST_YMax(geom) AS lat_max "
-        "FROM soilclay.aois, LATERAL (SELECT ST_Transform(geom, 3857)::box2d AS b) AS e ORDER BY name")).mappings()
+        "FROM soilclay.status_aois, LATERAL (SELECT ST_Transform(geom, 3857)::box2d AS b) AS e "
+        "ORDER BY name")).mappings()
     out = []
     for r in rows:
         d = dict(r)
@@ -147,7 +146,7 @@ def scene_freshness(conn: Connection) -> list[dict[str, Any]]:
     """Per AOI and collection: scene count, newest acquisition and when the newest scene was first seen."""
     return [dict(r) for r in conn.execute(text(
         "SELECT aoi_id, collection, count(*) AS scenes, max(acquired_at) AS newest_acquired, "
-        "max(first_seen_at) AS last_seen FROM soilclay.scenes GROUP BY aoi_id, collection "
+        "max(first_seen_at) AS last_seen FROM soilclay.monitoring_scenes GROUP BY aoi_id, collection "
         "ORDER BY aoi_id, collection")).mappings()]
 
 
@@ -155,33 +154,27 @@ def composite_versions(conn: Connection) -> list[dict[str, Any]]:
     """Every composite version per AOI and sensor, newest first."""
     return [dict(r) for r in conn.execute(text(
         "SELECT aoi_id, composite_id, sensor, version, period_start, period_end, scene_count, skipped_count, "
-        "backend, recipe->'s2'->>'statistic' AS statistic, created_at "
-        "FROM soilclay.composites ORDER BY aoi_id, sensor, version DESC")).mappings()]
+        "backend, statistic, created_at "
+        "FROM soilclay.status_composites ORDER BY aoi_id, sensor, version DESC")).mappings()]
 
 
 def model_skill(conn: Connection) -> list[dict[str, Any]]:
     """Every model version (shared by all AOIs) with its status, decision and skill: the RMSE it scored on
-    the held-out gate set when it was gated (``metrics.data.gate.candidate_rmse``), the champion's there,
+    the held-out gate set when it was gated (``metrics.data.gate.candidate_rmse``, else the lineage's
+``training_data.gate``), the champion's there,
     and the CNN's out-of-fold R2/RMSE; oldest first."""
     return [dict(r) for r in conn.execute(text(
-        "SELECT version, status, created_at, promoted_at, decision_reason, "
-        "(metrics->'data'->'gate'->>'candidate_rmse')::float8 AS gate_rmse, "
-        "(metrics->'data'->'gate'->>'champion_rmse')::float8 AS gate_champion_rmse, "
-        "(metrics->'data'->'gate'->>'samples')::int AS gate_samples, "
-        "(metrics->'models'->'cnn'->>'r2')::float8 AS cnn_r2, "
-        "COALESCE((metrics->'models'->'cnn'->>'rmse')::float8, (metrics->>'rmse')::float8) AS cnn_rmse, "
-        "training_data->>'aoi' AS aoi "
-        "FROM soilclay.model_versions ORDER BY version")).mappings()]
+        "SELECT version, status, created_at, promoted_at, decision_reason, gate_rmse, gate_champion_rmse, "
+        "gate_samples, cnn_r2, cnn_rmse, training_aoi AS aoi "
+        "FROM soilclay.status_model_versions ORDER BY version")).mappings()]
 
 
 _RUNS = (
     "SELECT aoi_id, run_id, stage, status, error, dag_id, dag_run_id, started_at, finished_at FROM ("
-    " SELECT COALESCE(r.aoi_id, a.aoi_id) AS aoi_id, r.run_id, r.stage, r.status, r.error, r.dag_id, r.dag_run_id,"
-    "  r.started_at, r.finished_at,"
-    "  row_number() OVER (PARTITION BY COALESCE(r.aoi_id, a.aoi_id) ORDER BY r.started_at DESC) AS n"
-    " FROM soilclay.pipeline_runs AS r LEFT JOIN soilclay.aois AS a ON a.name = r.params->>'aoi'"
-    " WHERE r.status = ANY(:statuses)"
-    ") AS ranked WHERE n <= :n ORDER BY aoi_id, started_at DESC")
+    " SELECT aoi_id, run_id, stage, status, error, dag_id, dag_run_id, started_at, finished_at,"
+    "  row_number() OVER (PARTITION BY aoi_id ORDER BY started_at DESC, run_id) AS n"
+    " FROM soilclay.status_pipeline_runs WHERE status = ANY(:statuses)"
+    ") AS ranked WHERE n <= :n ORDER BY aoi_id, started_at DESC, run_id")
 _ALL_STATUSES = ["running", "success", "failed", "skipped"]
 
 
@@ -191,5 +184,5 @@ def recent_runs(conn: Connection, limit: int = 15) -> list[dict[str, Any]]:
 
 
 def recent_failures(conn: Connection, limit: int = 10) -> list[dict[str, Any]]:
-    """The newest failed runs per AOI with their reason."""
+    """The newest failed runs per AOI with their reason (credentials masked, see migration 0006)."""
     return [dict(r) for r in conn.execute(text(_RUNS), {"n": limit, "statuses": ["failed"]}).mappings()]

@@ -45,7 +45,7 @@ def _probe_parcel(engine: Engine, extent: list[float]) -> dict[str, Any]:
 
 
 def _versions_with_skill(engine: Engine) -> list[int]:
-    with queries.read_only_as(engine, queries.STATUS_ROLE, "reading the model versions") as conn:
+    with queries.read_only_as(engine, queries.READER, "reading the model versions") as conn:
         return [m["version"] for m in queries.model_skill(conn)
                 if m["gate_rmse"] is not None or m["cnn_rmse"] is not None]
 
