@@ -8,7 +8,9 @@ What "newest" means: a composite series' newest version (highest ``version`` per
 composite's newest input scene is the newest scene of its collection, from its backend's sources, acquired in
 its window and recorded before it was registered (composites store their window and a hash of the scene ids,
 not the ids). Current estimates: the champion's, of the parcel's current geometry, on the AOI's newest
-Sentinel-2 composite and (when the estimate used one) its newest Sentinel-1 composite.
+Sentinel-2 composite and (when the estimate used one) its newest Sentinel-1 composite. An AOI's parcels are
+those whose current geometry intersects it, as the database keeps them in ``parcel_aois`` (migration 0005's
+triggers), so a scrape does no spatial test.
 """
 
 from __future__ import annotations
@@ -145,36 +147,43 @@ WITH newest AS (
     SELECT DISTINCT ON (aoi_id, sensor) aoi_id, sensor, composite_id, created_at
     FROM soilclay.monitoring_composites ORDER BY aoi_id, sensor, version DESC
 ), targets AS (
-    SELECT a.aoi_id, a.name, a.geom, s2.composite_id AS s2_id, s1.composite_id AS s1_id,
-           greatest(s2.created_at, s1.created_at) AS composite_created
+    -- the AOI's parcels: its rows in parcel_aois (kept by the database's triggers), counted index-only
+    SELECT a.aoi_id, a.name, s2.composite_id AS s2_id, s1.composite_id AS s1_id,
+           greatest(s2.created_at, s1.created_at) AS composite_created,
+           (SELECT count(*) FROM soilclay.monitoring_parcel_aois AS m WHERE m.aoi_id = a.aoi_id) AS parcels
     FROM soilclay.monitoring_aois AS a
     LEFT JOIN newest AS s2 ON s2.aoi_id = a.aoi_id AND s2.sensor = 'sentinel-2'
     LEFT JOIN newest AS s1 ON s1.aoi_id = a.aoi_id AND s1.sensor = 'sentinel-1'
-), inside AS (
-    SELECT t.aoi_id, count(*) AS n
-    FROM targets AS t JOIN soilclay.monitoring_parcels AS p ON ST_Intersects(p.geom, t.geom) GROUP BY t.aoi_id
-), current AS MATERIALIZED (
-    -- estimates on the AOI's newest composites are estimates of parcels of that AOI (predict runs per AOI)
-    SELECT DISTINCT ON (t.aoi_id, e.parcel_key) t.aoi_id, e.flags, e.predicted_at
-    FROM targets AS t
-    JOIN soilclay.monitoring_parcel_estimates AS e
-      ON e.s2_composite_id = t.s2_id AND (e.s1_composite_id IS NULL OR e.s1_composite_id = t.s1_id)
-    JOIN soilclay.monitoring_parcels AS p ON p.parcel_key = e.parcel_key AND p.geom_hash = e.geom_hash
-    WHERE e.model_version = (SELECT version FROM soilclay.monitoring_model_versions WHERE status = 'champion')
-    ORDER BY t.aoi_id, e.parcel_key, e.s1_composite_id DESC NULLS LAST
+), per_flags AS (
+    -- Per AOI, its parcels' current estimates: the champion's on the AOI's newest S2 composite (and its newest
+    -- S1 one when the estimate used S1, preferred), of the geometry the parcel has now (parcel_aois carries
+    -- the current geom_hash). Both sides are index-only scans in parcel_key order: a merge join, no spatial
+    -- test. Grouped by flags right away (a handful of groups per AOI).
+    SELECT t.aoi_id, c.flags, count(*) AS n, max(c.predicted_at) AS newest
+    FROM targets AS t CROSS JOIN LATERAL (
+        SELECT DISTINCT ON (e.parcel_key) e.flags, e.predicted_at
+        FROM soilclay.monitoring_parcel_estimates AS e
+        JOIN soilclay.monitoring_parcel_aois AS m ON m.parcel_key = e.parcel_key AND m.geom_hash = e.geom_hash
+        WHERE m.aoi_id = t.aoi_id
+          AND e.model_version = (SELECT version FROM soilclay.monitoring_model_versions WHERE status = 'champion')
+          AND e.s2_composite_id = t.s2_id AND (e.s1_composite_id IS NULL OR e.s1_composite_id = t.s1_id)
+        ORDER BY e.parcel_key, e.s1_composite_id DESC NULLS LAST
+    ) AS c
+    GROUP BY t.aoi_id, c.flags
+), current AS (
+    SELECT aoi_id, sum(n) AS n, max(newest) AS newest FROM per_flags GROUP BY aoi_id
 ), flag_counts AS (
     SELECT aoi_id, jsonb_object_agg(flag, n) AS flags
-    FROM (SELECT c.aoi_id, f.flag, count(*) AS n FROM current AS c, unnest(c.flags) AS f(flag) GROUP BY 1, 2) AS x
+    FROM (SELECT p.aoi_id, f.flag, sum(p.n) AS n FROM per_flags AS p, unnest(p.flags) AS f(flag) GROUP BY 1, 2) AS x
     GROUP BY aoi_id
 )
-SELECT t.name AS aoi, coalesce(i.n, 0) AS parcels, coalesce(c.n, 0) AS estimated, coalesce(f.flags, '{}') AS flags,
+SELECT t.name AS aoi, t.parcels, coalesce(c.n, 0) AS estimated, coalesce(f.flags, '{}') AS flags,
        CASE WHEN t.composite_created IS NULL THEN NULL
             WHEN c.newest IS NOT NULL THEN greatest(extract(epoch FROM c.newest - t.composite_created), 0)
             ELSE greatest(extract(epoch FROM now() - t.composite_created), 0)
        END::float8 AS lag_seconds
 FROM targets AS t
-LEFT JOIN inside AS i USING (aoi_id)
-LEFT JOIN (SELECT aoi_id, count(*) AS n, max(predicted_at) AS newest FROM current GROUP BY aoi_id) AS c USING (aoi_id)
+LEFT JOIN current AS c USING (aoi_id)
 LEFT JOIN flag_counts AS f USING (aoi_id)
 ORDER BY t.name
 """)

@@ -11,6 +11,7 @@ The decision itself is :func:`soilclay.model.registry.decide`.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ from soilclay.io.store import open_store
 from soilclay.model import registry
 from soilclay.model.experiment import Experiment
 from soilclay.model.features import Features
+from soilclay.model.metrics import regression_metrics
 
 log = logging.getLogger(__name__)
 GATE_MODEL = "cnn"
@@ -45,11 +47,14 @@ def evaluate(engine: Engine, experiment: Experiment, gate: Features, y: np.ndarr
     from soilclay.model.cnn import predict_cnn
 
     assert experiment.final is not None
-    candidate_rmse = float(np.sqrt(np.mean((np.clip(predict_cnn(experiment.final.cnn, gate), 0, 100) - y) ** 2)))
+    predicted = np.clip(predict_cnn(experiment.final.cnn, gate), 0, 100)
+    candidate_rmse = float(np.sqrt(np.mean((predicted - y) ** 2)))
+    candidate_r2 = regression_metrics(np.ravel(y), np.ravel(predicted))["r2"]  # NaN (fewer than 2, no spread): None
     with reading(engine, "reading the champion model") as conn:
         champion = models.current_champion(conn)
     champion_rmse = _champion_rmse(champion, gate, y, tmp) if champion else None
     experiment.lineage["gate"] = {"samples": int(len(y)), "candidate_rmse": candidate_rmse,
+                                  "candidate_r2": candidate_r2 if math.isfinite(candidate_r2) else None,
                                   "champion_version": champion.version if champion else None,
                                   "champion_rmse": champion_rmse}
     if champion is not None and champion_rmse is None and not force:

@@ -5,8 +5,18 @@ from sqlalchemy import create_engine, inspect, text
 from soilclay.db import migrate
 from soilclay.errors import SoilclayError
 
+
+def _revision(rev: str):
+    """The module of a migration script (its VIEWS and TABLES)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(migrate.alembic_config()).get_revision(rev).module
+
+
+#: The parcel views of 0002..0004 and the monitoring views of 0005 (later revisions may add more).
+VIEWS_0005 = {"parcel_clay_latest", "parcel_clay_history", *_revision("0005").VIEWS}
 TABLES = {"aois", "scenes", "composites", "samples", "parcels", "parcel_geometries", "model_versions",
-          "parcel_predictions", "pipeline_runs", "alembic_version"}
+          "parcel_predictions", "pipeline_runs", "alembic_version", *_revision("0005").TABLES}
 
 
 def _tables(url: str) -> set[str]:
@@ -38,7 +48,7 @@ def test_view_and_indexes_exist(engine):
         gist = conn.execute(text(
             "SELECT tablename FROM pg_indexes WHERE schemaname = 'soilclay' AND indexdef LIKE '%USING gist%'"
         )).scalars().all()
-    assert sorted(views) == ["parcel_clay_history", "parcel_clay_latest"]
+    assert VIEWS_0005 <= set(views)
     assert {"aois", "scenes", "samples", "parcels"} <= set(gist)
 
 
@@ -158,7 +168,10 @@ def test_data_written_at_the_first_revision_survives_the_upgrade_to_head(db_fact
 
         with eng.connect() as conn:
             assert _counts(conn) == COUNTS
-            assert _views(conn) == {"parcel_clay_latest", "parcel_clay_history"}
+            assert VIEWS_0005 <= _views(conn)
+            # 0005: the parcels of the time are members of the AOI they lie in
+            assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_aois JOIN soilclay.parcels "
+                                     "USING (parcel_key, geom_hash) WHERE aoi_id = 1")).scalar() == 3
             aoi = conn.execute(text(
                 "SELECT name, grid_crs, description, ST_AsEWKT(geom) AS g FROM soilclay.aois")).one()
             assert aoi[:3] == ("old-aoi", "EPSG:32633", "loaded before 0002")
@@ -243,7 +256,7 @@ def test_data_written_at_the_first_revision_survives_the_upgrade_to_head(db_fact
     try:
         with eng.connect() as conn:
             assert _counts(conn) == dict.fromkeys(COUNTS, 0)
-            assert _views(conn) == {"parcel_clay_latest", "parcel_clay_history"}
+            assert VIEWS_0005 <= _views(conn)
             assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_clay_latest")).scalar() == 0
     finally:
         eng.dispose()
@@ -268,7 +281,8 @@ def test_downgrade_below_0004_keeps_current_estimates_and_refuses_shared_ids(db_
                                                 "0004: some parcel ids are used by several sources$"):
             migrate.downgrade(url, "0003")
         with eng.connect() as conn:  # one transaction: nothing changed
-            assert conn.execute(text("SELECT version_num FROM soilclay.alembic_version")).scalar() == "0004"
+            assert conn.execute(text("SELECT version_num FROM soilclay.alembic_version")).scalar() == \
+                migrate.head_revision()
             assert conn.execute(text("SELECT count(*) FROM soilclay.parcel_predictions")).scalar() == 2
         with eng.begin() as conn:
             conn.execute(text("DELETE FROM soilclay.parcels WHERE source = 'other'"))
@@ -276,5 +290,60 @@ def test_downgrade_below_0004_keeps_current_estimates_and_refuses_shared_ids(db_
         with eng.connect() as conn:
             rows = conn.execute(text("SELECT parcel_id, clay FROM soilclay.parcel_clay_latest")).all()
         assert [tuple(x) for x in rows] == [("F-1", 22.0)]
+    finally:
+        eng.dispose()
+
+
+def _schema_objects(url: str) -> dict[str, set[str]]:
+    eng = create_engine(url)
+    try:
+        with eng.connect() as conn:
+            return {
+                "views": _views(conn),
+                "tables": set(inspect(conn).get_table_names(schema="soilclay")),
+                "indexes": set(conn.execute(text(
+                    "SELECT indexname FROM pg_indexes WHERE schemaname = 'soilclay'")).scalars()),
+                "functions": set(conn.execute(text(
+                    "SELECT proname FROM pg_proc WHERE pronamespace = 'soilclay'::regnamespace")).scalars()),
+                "triggers": set(conn.execute(text(
+                    "SELECT tgname FROM pg_trigger WHERE NOT tgisinternal AND tgrelid IN "
+                    "(SELECT oid FROM pg_class WHERE relnamespace = 'soilclay'::regnamespace)")).scalars()),
+            }
+    finally:
+        eng.dispose()
+
+
+def test_0005_downgrades_to_exactly_0004_and_upgrades_again_with_the_parcels_of_the_time(db_factory):
+    from tests.db import builders as b
+
+    url = db_factory()
+    migrate.upgrade(url, "0004")
+    at_0004 = _schema_objects(url)
+    assert migrate.upgrade(url, "0005").after == "0005"
+    at_0005 = _schema_objects(url)
+    assert at_0005["views"] == VIEWS_0005 and at_0005["tables"] == TABLES
+    assert {"parcel_aois_pkey", "parcel_predictions_current_idx"} <= at_0005["indexes"]
+    assert "parcel_predictions_model_composite_idx" not in at_0005["indexes"]  # its prefix: replaced
+    assert {t for t in at_0005["triggers"] if t.startswith("parcel_aois_")} == {
+        "parcel_aois_parcels_inserted", "parcel_aois_parcels_updated", "parcel_aois_aois_inserted",
+        "parcel_aois_aois_updated"}
+    eng = create_engine(url)
+    try:
+        with eng.begin() as conn:
+            b.aoi(conn)
+            b.parcel(conn, "P1")
+            b.parcel(conn, "P2", "SRID=4326;MULTIPOLYGON(((5 5,5.1 5,5.1 5.1,5 5.1,5 5)))")
+        assert migrate.downgrade(url, "0004").after == "0004"
+        assert _schema_objects(url) == at_0004  # nothing of 0005 left, 0004's index back
+        with eng.begin() as conn:  # written while 0005 is not there: no triggers
+            b.parcel(conn, "P3")
+            conn.execute(text("UPDATE soilclay.parcels SET geom = ST_Multi(ST_Buffer(geom, 0.0001)) "
+                              "WHERE parcel_id = 'P1'"))
+        assert migrate.upgrade(url, "0005").after == "0005"
+        assert _schema_objects(url) == at_0005
+        with eng.connect() as conn:  # the upgrade fills the memberships from the geometries of the time
+            rows = conn.execute(text("SELECT p.parcel_id FROM soilclay.parcel_aois AS m "
+                                     "JOIN soilclay.parcels AS p USING (parcel_key, geom_hash) ORDER BY 1")).scalars()
+            assert list(rows) == ["P1", "P3"]
     finally:
         eng.dispose()

@@ -264,3 +264,35 @@ def test_serve_answers_http_while_the_database_is_down_and_stops_on_sigterm():
     assert "stopped" in out
     assert "Traceback" not in err and "s3cret" not in err
     assert len([x for x in err.splitlines() if "WARNING" in x]) == 1
+
+
+def test_the_gate_stores_the_r2_the_exporter_publishes(db_factory, monkeypatch, tmp_path):
+    """What the gate records (training_data->'gate') is what soilclay_model_gate_rmse/_r2 publish."""
+    import types
+
+    import numpy as np
+
+    from soilclay.db.engine import make_engine
+    from soilclay.model import gate, registry
+    from soilclay.model.report import jsonable
+
+    observed = np.array([10.0, 20.0, 30.0, 40.0])
+    predicted = np.array([12.0, 18.0, 33.0, 37.0])  # residuals 2, -2, 3, -3: SSres 26, SStot 500
+    cnn = types.ModuleType("soilclay.model.cnn")
+    cnn.predict_cnn = lambda _model, _features: predicted
+    monkeypatch.setitem(sys.modules, "soilclay.model.cnn", cnn)  # no TensorFlow: the gate's arithmetic only
+    url = db_factory("soilclay_gate")
+    migrate.upgrade(url)
+    engine = make_engine(url)
+    try:
+        experiment = types.SimpleNamespace(final=types.SimpleNamespace(cnn=None), lineage={"aoi": "north"})
+        decision, champion = gate.evaluate(engine, experiment, None, observed, tmp_path, False)
+        assert champion is None and decision.promote
+        assert experiment.lineage["gate"]["candidate_r2"] == pytest.approx(1 - 26 / 500)
+        registry.register_candidate(engine, version=1, artefact_uri="file:///models/clay/1", metrics={},
+                                    training_data=jsonable(experiment.lineage), config_hash="h", run_id=None)
+    finally:
+        engine.dispose()
+    m = _samples(_show(url))
+    assert _get(m, "soilclay_model_gate_r2", version="1", status="candidate") == pytest.approx(0.948)
+    assert _get(m, "soilclay_model_gate_rmse", version="1", status="candidate") == pytest.approx(26 ** 0.5 / 2)

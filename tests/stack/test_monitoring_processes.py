@@ -21,6 +21,14 @@ def query(spec, expr: str) -> list[dict]:
     return response.json()["data"]["result"]
 
 
+def wait_for(spec, expr: str, timeout: float = 45) -> list[dict]:
+    """The query's result once it is not empty (Prometheus scrapes each job on its own schedule)."""
+    deadline = time.monotonic() + timeout
+    while not (result := query(spec, expr)) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return result
+
+
 def test_prometheus_scrapes_the_exporter_and_stop_leaves_nothing(migrated_url, tmp_path):
     exporter_port, prometheus_port = free_ports(2)
     spec = default_spec(Settings(database_url=migrated_url), home=tmp_path / "airflow", environ={}, cwd=tmp_path,
@@ -36,12 +44,10 @@ def test_prometheus_scrapes_the_exporter_and_stop_leaves_nothing(migrated_url, t
         assert processes.running(spec) == dict.fromkeys(processes.COMPONENTS)  # no Airflow here
         metrics = httpx.get(f"http://{spec.exporter_address}/metrics", timeout=10).text
         assert "soilclay_database_up 1.0" in metrics
-        deadline = time.monotonic() + 45
-        while not (up := query(spec, 'up{job="soilclay"} == 1')) and time.monotonic() < deadline:
-            time.sleep(1)
+        up = wait_for(spec, 'up{job="soilclay"} == 1')
         assert up and up[0]["metric"]["instance"] == spec.exporter_address, up
-        assert query(spec, 'soilclay_database_up{job="soilclay"}')[0]["value"][1] == "1"
-        assert query(spec, 'up{job="prometheus"}')
+        assert wait_for(spec, 'soilclay_database_up{job="soilclay"}')[0]["value"][1] == "1"
+        assert wait_for(spec, 'up{job="prometheus"} == 1')  # the two jobs' first scrapes are not ordered
         rules = httpx.get(f"http://{spec.prometheus_address}/api/v1/rules", timeout=5).json()["data"]["groups"]
         assert {g["name"] for g in rules} >= {"soilclay.availability", "soilclay.pipeline"}
         # a second start finds them running and starts nothing new
