@@ -145,6 +145,8 @@ def bargauge(title: str, *queries: Q, unit: str = "none", w: int = 12, h: int = 
 UP_DOWN = [{"type": "value", "options": {"0": {"text": "DOWN", "color": "red", "index": 0},
                                          "1": {"text": "UP", "color": "green", "index": 1}}}]
 RED_BELOW_1 = [(None, "red"), (1, "green")]
+#: The exporter's last-run timestamps are 0 for 'never'.
+NEVER = [{"type": "value", "options": {"0": {"text": "never", "color": "green", "index": 0}}}]
 
 
 def _age(expr: str) -> str:
@@ -327,11 +329,11 @@ def service_health() -> Dashboard:
                                                instant=True), w=6, decimals=0),
                 stat("Last failure, by stage", Q(f"max by (stage) (soilclay_pipeline_last_failure_timestamp_seconds)"
                                                  f" * {MS}", "{{stage}}"),
-                     unit="dateTimeFromNow", w=12, h=6, thresholds=[(None, "orange")],
+                     unit="dateTimeFromNow", w=12, h=6, thresholds=[(None, "orange")], mappings=NEVER,
                      description="End of the last failed run of each stage (see soilclay.pipeline_runs.error)."),
                 stat("Last success, by stage", Q(f"max by (stage) (soilclay_pipeline_last_success_timestamp_seconds)"
                                                  f" * {MS}", "{{stage}}"),
-                     unit="dateTimeFromNow", w=12, h=6),
+                     unit="dateTimeFromNow", w=12, h=6, mappings=NEVER),
                 timeseries("Mean run duration, by stage",
                            Q('sum by (stage) (soilclay_pipeline_run_duration_seconds_sum{outcome="success"}) / '
                              'sum by (stage) (soilclay_pipeline_run_duration_seconds_count{outcome="success"})',

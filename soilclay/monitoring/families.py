@@ -27,6 +27,8 @@ KNOWN_FLAGS = ("no_pixels", "too_few_pixels", "pixels_sampled", "mostly_out_of_d
 MODEL_STATUSES = ("candidate", "champion", "rejected", "retired")
 #: A pipeline run's statuses; 'running' is not an outcome.
 RUNNING = "running"
+#: The outcomes of a finished run (pipeline_runs_status_known without 'running').
+OUTCOMES = ("success", "failed", "skipped")
 DURATION = "soilclay_pipeline_run_duration_seconds"
 
 
@@ -134,24 +136,23 @@ def _parcel_families(snapshot: Snapshot) -> Iterator[Metric]:
 
 
 def _run_families(snapshot: Snapshot) -> Iterator[Metric]:
+    """Every stage that has runs gets every outcome (0 when none) and both last-run times (0: never), so
+    ``increase()`` sees a stage's first failure and dashboards show 'never' rather than nothing."""
     finished = _counter("soilclay_pipeline_runs_total")
     running = _gauge("soilclay_pipeline_runs_running")
     success = _gauge("soilclay_pipeline_last_success_timestamp_seconds")
     failure = _gauge("soilclay_pipeline_last_failure_timestamp_seconds")
     spec = BY_NAME[f"{DURATION}_sum"]
     duration = SummaryMetricFamily(DURATION, spec.help, labels=list(spec.labels))
-    in_progress: dict[str, int] = {}
-    for g in snapshot.runs:
-        in_progress.setdefault(g.stage, 0)
-        if g.status == RUNNING:
-            in_progress[g.stage] += g.runs
-            continue
-        finished.add_metric([g.stage, g.status], g.runs)
-        duration.add_metric([g.stage, g.status], count_value=g.duration_count, sum_value=g.duration_sum)
-        if g.status == "success":
-            _add(success, [g.stage], _ts(g.last_end))
-        elif g.status == "failed":
-            _add(failure, [g.stage], _ts(g.last_end))
-    for stage, n in sorted(in_progress.items()):
-        running.add_metric([stage], n)
+    groups = {(g.stage, g.status): g for g in snapshot.runs}
+    for stage in sorted({g.stage for g in snapshot.runs}):
+        running.add_metric([stage], groups[(stage, RUNNING)].runs if (stage, RUNNING) in groups else 0)
+        for outcome in OUTCOMES:
+            g = groups.get((stage, outcome))
+            finished.add_metric([stage, outcome], g.runs if g else 0)
+            duration.add_metric([stage, outcome], count_value=g.duration_count if g else 0,
+                                sum_value=g.duration_sum if g else 0.0)
+        for family, outcome in ((success, "success"), (failure, "failed")):
+            g = groups.get((stage, outcome))
+            family.add_metric([stage], (_ts(g.last_end) if g else None) or 0.0)
     yield from (finished, running, success, failure, duration)

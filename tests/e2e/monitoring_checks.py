@@ -32,7 +32,7 @@ def check_panels_have_data(prometheus_url: str, timeout: float = 90, poll: float
     deadline = time.monotonic() + timeout
     with httpx.Client(base_url=prometheus_url, timeout=10) as client:
         while True:
-            found = {f"{q.dashboard}/{q.title}: {q.expr}": len(_query(client, q.expr)) for q in queries}
+            found = {f"{q.dashboard}/{q.panel}: {q.expr}": len(_query(client, q.expr)) for q in queries}
             empty = [k for k, n in found.items() if n == 0]
             if not empty or time.monotonic() > deadline:
                 break

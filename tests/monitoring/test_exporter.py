@@ -179,7 +179,10 @@ def test_a_scrape_reports_every_aoi_from_the_database(state):
     assert _get(m, "soilclay_pipeline_runs_running", stage="train") == 0
     assert _get(m, "soilclay_pipeline_last_success_timestamp_seconds", stage="predict") == _ts("2025-01-02T02:00:20")
     assert _get(m, "soilclay_pipeline_last_failure_timestamp_seconds", stage="predict") == _ts("2025-01-02T03:00:05")
-    assert not _has(m, "soilclay_pipeline_last_failure_timestamp_seconds", stage="train")
+    # a stage without failures: its failed counter is 0 (so increase() sees the first one) and 'never' is 0
+    assert _get(m, "soilclay_pipeline_last_failure_timestamp_seconds", stage="train") == 0
+    assert _get(m, "soilclay_pipeline_runs_total", stage="train", outcome="failed") == 0
+    assert _get(m, "soilclay_pipeline_runs_total", stage="train", outcome="success") == 0
     assert _get(m, "soilclay_pipeline_run_duration_seconds_sum", stage="predict", outcome="success") == 120
     assert _get(m, "soilclay_pipeline_run_duration_seconds_count", stage="predict", outcome="success") == 2
     assert all(v == v for v in m.values())  # never NaN
