@@ -42,6 +42,8 @@ HEALTH_KEYS = {"api-server": "metadatabase", "scheduler": "scheduler", "dag-proc
                "triggerer": "triggerer"}
 #: The api-server stops last: the scheduler's task processes report their end through its Execution API.
 STOP_ORDER = (("scheduler", "triggerer", "dag-processor"), ("api-server",))
+#: ... and starts first (and answers) before the others start, for the same reason.
+START_ORDER = ("api-server", "scheduler", "dag-processor", "triggerer")
 #: The monitoring components next to Airflow (each its own process group, pid file and log like Airflow's).
 MONITORING_COMPONENTS = ("exporter", "prometheus")
 DEFAULT_EXPORTER_PORT = 9464

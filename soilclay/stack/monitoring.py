@@ -153,7 +153,9 @@ def wait_healthy(spec: StackSpec, components: list[str], timeout: float = 60, po
         alive = running(spec)
         for component in waiting:
             if not alive[component]:
-                raise MonitoringError(f"{component} exited during start-up; tail of {spec.log_file(component)}:\n"
+                raise MonitoringError(f"{component} exited during start-up "
+                                      f"({procgroup.describe(spec.pid_file(component))}); "
+                                      f"tail of {spec.log_file(component)}:\n"
                                       f"{procgroup.log_tail(spec.log_file(component))}")
         waiting = [c for c in waiting if not healthy(spec, c)]
         if not waiting:

@@ -30,7 +30,15 @@ from sqlalchemy.engine import make_url
 
 from soilclay.errors import SoilclayError
 from soilclay.stack import monitoring, procgroup
-from soilclay.stack.config import COMPONENTS, HEALTH_KEYS, POOLS, STOP_ORDER, StackSpec, airflow_env
+from soilclay.stack.config import (
+    COMPONENTS,
+    HEALTH_KEYS,
+    POOLS,
+    START_ORDER,
+    STOP_ORDER,
+    StackSpec,
+    airflow_env,
+)
 
 
 class StackError(SoilclayError):
@@ -151,9 +159,10 @@ def start(spec: StackSpec, timeout: float = 180, log=print) -> dict[str, int]:
         write_passwords(spec)
     env = environment(spec)
     pids = running(spec)
-    for component, pid in pids.items():
-        if pid:
-            log(f"{component}: already running (pid {pid})")
+    deadline = time.monotonic() + timeout
+    for component in START_ORDER:
+        if pids[component]:
+            log(f"{component}: already running (pid {pids[component]})")
             continue
         args = [airflow_executable(), component]
         if component == "api-server":
@@ -161,8 +170,24 @@ def start(spec: StackSpec, timeout: float = 180, log=print) -> dict[str, int]:
         pids[component] = procgroup.launch(args, env=env, cwd=spec.home, log_file=spec.log_file(component),
                                            pid_file=spec.pid_file(component))
         log(f"{component}: started (pid {pids[component]}, log {spec.log_file(component)})")
-    wait_healthy(spec, timeout)
+        if component == "api-server":
+            # Task processes report to the api-server's Execution API from their first second: a scheduler
+            # started before it answers runs its start-up ticks into timeouts (and a long retry delay).
+            _wait_answering(spec, deadline)
+    wait_healthy(spec, max(deadline - time.monotonic(), 30))
     return {c: p for c, p in pids.items() if p}
+
+
+def _wait_answering(spec: StackSpec, deadline: float, poll: float = 1) -> None:
+    """Until the api-server answers its health endpoint (whatever the other components' state)."""
+    while health(spec) is None:
+        if running(spec)["api-server"] is None:
+            raise StackError(f"api-server exited during start-up; tail of {spec.log_file('api-server')}:\n"
+                             f"{log_tail(spec, 'api-server')}")
+        if time.monotonic() > deadline:
+            raise StackError(f"api-server not answering {spec.base_url}/api/v2/monitor/health; tail of "
+                             f"{spec.log_file('api-server')}:\n{log_tail(spec, 'api-server')}")
+        time.sleep(poll)
 
 
 def wait_healthy(spec: StackSpec, timeout: float = 180, poll: float = 2) -> dict:

@@ -28,6 +28,24 @@ def read_pid(path: Path, alive: Callable[[psutil.Process], bool]) -> int | None:
         return None
 
 
+def describe(path: Path) -> str:
+    """What the process named in the pid file ``path`` is now (for a start-up failure's message)."""
+    try:
+        pid = int(path.read_text())
+    except (OSError, ValueError) as exc:
+        return f"no pid in {path} ({exc})"
+    with contextlib.suppress(ChildProcessError, OSError):
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit code {os.WEXITSTATUS(status)}"
+            return f"pid {pid} ended: {how}"
+    try:
+        proc = psutil.Process(pid)
+        return f"pid {pid} is {proc.status()}: {' '.join(proc.cmdline())[:200]}"
+    except psutil.Error as exc:
+        return f"pid {pid}: {exc.__class__.__name__}"
+
+
 def launch(args: Sequence[str], *, env: Mapping[str, str], cwd: Path, log_file: Path, pid_file: Path) -> int:
     """Start ``args`` detached in a new session (its own process group), stdout and stderr appended to
     ``log_file``; its pid written to ``pid_file``. Returns the pid."""

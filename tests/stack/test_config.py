@@ -97,3 +97,10 @@ def test_the_connection_follows_the_settings_even_when_the_task_env_overrides_th
     env = airflow_env(spec, SECRETS, {})
     assert env["SOILCLAY_DATABASE_URL"] == decoy
     assert json.loads(env["AIRFLOW_CONN_SOILCLAY_DB"])["schema"] == "soilclay"
+
+
+def test_the_api_server_starts_first_and_stops_last():
+    from soilclay.stack.config import COMPONENTS, START_ORDER, STOP_ORDER
+
+    assert sorted(START_ORDER) == sorted(COMPONENTS) and START_ORDER[0] == "api-server"
+    assert STOP_ORDER[-1] == ("api-server",) and sorted(c for phase in STOP_ORDER for c in phase) == sorted(COMPONENTS)
