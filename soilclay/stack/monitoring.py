@@ -136,7 +136,7 @@ def start(spec: StackSpec, timeout: float = 60, log=print) -> dict[str, int]:
                 args, env=env, cwd=cwd, log_file=spec.log_file(component), pid_file=spec.pid_file(component))
             log(f"{component}: started (pid {pids[component]}, port {port}, log {spec.log_file(component)})")
         started = {c: p for c, p in pids.items() if p}
-        wait_healthy(spec, list(started), timeout)
+        wait_healthy(spec, started, timeout)
     except BaseException:
         procgroup.terminate(launched, timeout=10, log=log)  # what this call started; running ones stay
         for component in launched:
@@ -145,14 +145,16 @@ def start(spec: StackSpec, timeout: float = 60, log=print) -> dict[str, int]:
     return started
 
 
-def wait_healthy(spec: StackSpec, components: list[str], timeout: float = 60, poll: float = 0.5) -> None:
-    """Until every one of ``components`` answers its health check; MonitoringError naming the culprit."""
+def wait_healthy(spec: StackSpec, pids: dict[str, int], timeout: float = 60, poll: float = 0.5) -> None:
+    """Until every component of ``pids`` answers its health check; MonitoringError naming the culprit.
+
+    Liveness is the pid's (exists, not a zombie): the command-line identity check of :func:`running` is
+    for pid files of earlier runs, and right after a launch it has been seen to miss a live Prometheus."""
     deadline = time.monotonic() + timeout
-    waiting = list(components)
+    waiting = list(pids)
     while waiting:
-        alive = running(spec)
         for component in waiting:
-            if not alive[component]:
+            if not procgroup.pid_alive(pids[component]):
                 raise MonitoringError(f"{component} exited during start-up "
                                       f"({procgroup.describe(spec.pid_file(component))}); "
                                       f"tail of {spec.log_file(component)}:\n"

@@ -14,6 +14,9 @@ from pathlib import Path
 
 import psutil
 
+#: The parent of kernel threads (whose command line is empty too).
+KTHREADD = 2
+
 
 def read_pid(path: Path, alive: Callable[[psutil.Process], bool]) -> int | None:
     """The pid in ``path`` if that process runs and ``alive`` recognises it (not a recycled pid), else None."""
@@ -23,9 +26,23 @@ def read_pid(path: Path, alive: Callable[[psutil.Process], bool]) -> int | None:
         return None
     try:
         proc = psutil.Process(pid)
-        return pid if proc.status() != psutil.STATUS_ZOMBIE and alive(proc) else None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if not proc.cmdline() and proc.ppid() != KTHREADD:
+            # A process launched a moment ago: exec has closed the launcher's pipe (so Popen returned) but
+            # not yet set up the new argument pages, and /proc/<pid>/cmdline reads empty. Seen with Prometheus.
+            return pid
+        return pid if alive(proc) else None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process (not gone, not a zombie)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 def describe(path: Path) -> str:
