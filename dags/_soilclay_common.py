@@ -93,21 +93,15 @@ def database_url_from_connection(conn_id: str = DB_CONN_ID) -> str | None:
     """
     from airflow.sdk import Connection
     from airflow.sdk.exceptions import AirflowNotFoundException
-    from sqlalchemy.engine import URL
+
+    from soilclay.db.engine import url_from_connection
 
     try:
         conn = Connection.get(conn_id)
     except AirflowNotFoundException:
         return None
-    libpq = ("sslmode", "sslrootcert", "sslcert", "sslkey", "connect_timeout", "application_name", "options")
-    extra = conn.extra_dejson
-    query = {k: str(extra[k]) for k in libpq if k in extra}
-    host = conn.host or None
-    if host and host.startswith("/"):  # a Unix-socket directory, as libpq takes it: ?host=/dir
-        query["host"], host = host, None
-    url = URL.create("postgresql+psycopg", username=conn.login or None, password=conn.password or None,
-                     host=host, port=conn.port or None, database=conn.schema or None, query=query)
-    return url.render_as_string(hide_password=False)
+    return url_from_connection(login=conn.login, password=conn.password, host=conn.host, port=conn.port,
+                               schema=conn.schema, extra=conn.extra_dejson)
 
 
 def tf_serving_from_connection(conn_id: str = TF_SERVING_CONN_ID) -> dict[str, str]:

@@ -59,21 +59,16 @@ def database_url() -> str:
     """The SQLAlchemy URL of the first defined connection of :data:`CONN_IDS`, else soilclay's settings."""
     from airflow.exceptions import AirflowNotFoundException
     from airflow.models.connection import Connection
-    from sqlalchemy.engine import URL
+
+    from soilclay.db.engine import url_from_connection
 
     for conn_id in CONN_IDS:
         try:
             conn = Connection.get_connection_from_secrets(conn_id)
         except AirflowNotFoundException:
             continue
-        extra = conn.extra_dejson
-        query = {k: str(v) for k, v in extra.items() if k in ("sslmode", "sslrootcert", "connect_timeout", "options")}
-        host = conn.host or None
-        if host and host.startswith("/"):  # a Unix-socket directory, as libpq takes it
-            query["host"], host = host, None
-        return URL.create("postgresql+psycopg", username=conn.login or None, password=conn.password or None,
-                          host=host, port=conn.port or None, database=conn.schema or None,
-                          query=query).render_as_string(hide_password=False)
+        return url_from_connection(login=conn.login, password=conn.password, host=conn.host, port=conn.port,
+                                   schema=conn.schema, extra=conn.extra_dejson)
     from soilclay.settings import Settings
 
     return Settings().database_url
