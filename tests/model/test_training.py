@@ -89,8 +89,7 @@ def test_limesoda_bb250_with_predefined_folds(tmp_path):
     frame.to_csv(table, index=False)
     # Shorter CNN training than the default (the full configuration's skill is benchmarks/limesoda.py's job).
     config = tmp_path / "config.json"
-    config.write_text(json.dumps({"cnn": {"epochs": 80, "patience": 20}, "rf": {"n_estimators": 100},
-                                  "ann": {"max_iter": 500}}))
+    config.write_text(json.dumps({"cnn": {"epochs": 80, "patience": 20}, "rf": {"n_estimators": 100}}))
     result = CliRunner().invoke(main, [
         "train", "--table", str(table), "--target", "Clay_target", "--x-col", "x_25833", "--y-col", "y_25833",
         "--crs", "EPSG:25833", "--folds-column", "fold", "--protocol", "kfold", "--config", str(config),
