@@ -136,6 +136,8 @@ S1_COLLECTION = "sentinel-1-grd"
 COLLECTIONS = (S2_COLLECTION, S1_COLLECTION)
 SENSOR_OF = {S2_COLLECTION: "sentinel-2", S1_COLLECTION: "sentinel-1"}
 COLLECTION_OF = {v: k for k, v in SENSOR_OF.items()}
+#: Which recorded scenes each composite backend composites (by ``soilclay.scenes.source``).
+SCENE_SOURCES = {"local": ("local", "stac-api"), "earthengine": ("earthengine",)}
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,6 @@ from soilclay.db.aois import Aoi
 from soilclay.errors import BadInputError
 
 SENSORS = ("sentinel-2", "sentinel-1")
-#: Which recorded scenes each backend composites (by ``soilclay.scenes.source``).
-SCENE_SOURCES = {"local": ("local", "stac-api"), "earthengine": ("earthengine",)}
 
 
 @dataclass(frozen=True)
@@ -132,7 +130,7 @@ class Store(Protocol):
 class CompositeBackend(Protocol):
     """Computes one planned composite and publishes it under ``plan.key``."""
 
-    #: Stored in ``soilclay.composites.backend``; a key of :data:`SCENE_SOURCES`.
+    #: Stored in ``soilclay.composites.backend``; a key of :data:`soilclay.contract.SCENE_SOURCES`.
     name: str
 
     def compute(self, plan: CompositePlan, store: Store) -> Computed: ...

@@ -31,7 +31,6 @@ from rasterio.errors import RasterioError
 from sqlalchemy import Engine
 
 from soilclay.composites.backend import (
-    SCENE_SOURCES,
     SENSORS,
     CompositeBackend,
     CompositeOutcome,
@@ -42,7 +41,7 @@ from soilclay.composites.backend import (
     Store,
 )
 from soilclay.composites.recipe import Grid, Recipe, TimeWindow, inputs_hash
-from soilclay.contract import COLLECTION_OF
+from soilclay.contract import COLLECTION_OF, SCENE_SOURCES
 from soilclay.db import composites as composite_rows
 from soilclay.db import scenes as scene_rows
 from soilclay.db.aois import Aoi, get_aoi

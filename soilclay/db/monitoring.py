@@ -204,7 +204,7 @@ def read_snapshot(conn: Connection, *, collections: Mapping[str, str], scene_sou
                   statement_timeout_ms: int = 10_000) -> Snapshot:
     """The state of every AOI, the models and the pipeline runs. ``collections``: sensor -> scene collection
     (:data:`soilclay.contract.COLLECTION_OF`); ``scene_sources``: composite backend -> the scene sources it
-    reads (:data:`soilclay.composites.backend.SCENE_SOURCES`)."""
+    reads (:data:`soilclay.contract.SCENE_SOURCES`)."""
     conn.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY"))
     conn.execute(text("SELECT set_config('statement_timeout', :t, true), set_config('work_mem', '32MB', true)"),
                  {"t": str(int(statement_timeout_ms))})

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from soilclay.contract import COLLECTION_OF
+from soilclay.contract import COLLECTION_OF, SCENE_SOURCES
 from soilclay.db.engine import make_engine
 from soilclay.db.monitoring import Snapshot, read_snapshot
 from soilclay.db.tx import reading
@@ -27,9 +27,6 @@ from soilclay.redact import redact
 
 log = logging.getLogger(__name__)
 
-#: Which scene sources each composite backend reads (as soilclay.composites.backend.SCENE_SOURCES, kept
-#: here so the exporter does not import the composites stage and its raster stack).
-SCENE_SOURCES = {"local": ("local", "stac-api"), "earthengine": ("earthengine",)}
 #: Seconds to wait for a connection and for the snapshot's queries, so a scrape never hangs.
 CONNECT_TIMEOUT_S = 5
 STATEMENT_TIMEOUT_MS = 10_000

@@ -227,12 +227,6 @@ def test_the_reader_role_reads_the_same(state):
         admin.dispose()
 
 
-def test_the_exporters_scene_sources_agree_with_the_composites_stage():
-    from soilclay.composites.backend import SCENE_SOURCES
-
-    assert exporter.SCENE_SOURCES == SCENE_SOURCES
-
-
 def test_database_down_still_answers_with_database_up_0(caplog):
     down = "postgresql+psycopg://nobody@127.0.0.1:1/soilclay"
     registry = exporter.make_registry(exporter.exporter_engine(down))
