@@ -28,13 +28,24 @@ def read_pid(path: Path, alive: Callable[[psutil.Process], bool]) -> int | None:
         proc = psutil.Process(pid)
         if proc.status() == psutil.STATUS_ZOMBIE:
             return None
-        if not proc.cmdline() and proc.ppid() != KTHREADD:
-            # A process launched a moment ago: exec has closed the launcher's pipe (so Popen returned) but
-            # not yet set up the new argument pages, and /proc/<pid>/cmdline reads empty. Seen with Prometheus.
+        if proc.ppid() != KTHREADD and not _settled_cmdline(proc):
+            # Launched a moment ago and still in exec: it closed the launcher's pipe (so Popen returned)
+            # but has no argument pages yet, so /proc/<pid>/cmdline reads empty. Seen with Prometheus.
             return pid
         return pid if alive(proc) else None
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+
+
+def _settled_cmdline(proc: psutil.Process, wait: float = 2.0) -> bool:
+    """Whether ``proc`` shows a command line, given ``wait`` seconds to finish an exec in progress (an
+    exec takes microseconds: asking once would misjudge a process caught in the middle of one)."""
+    deadline = time.monotonic() + wait
+    while not proc.cmdline():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
 
 
 def pid_alive(pid: int) -> bool:
