@@ -65,6 +65,7 @@ def _register_one(engine: Any, store: Any, item: dict[str, Any], uri: str, param
     from datetime import date
 
     from soilclay.composites.build import refused_export, register_planned
+    from soilclay.composites.selection import selection_of
     from soilclay.errors import BadInputError
 
     record = {"aoi": item["aoi"], "backend": "earthengine", "sensors": [item["sensor"]], "uri": uri}
@@ -76,8 +77,10 @@ def _register_one(engine: Any, store: Any, item: dict[str, Any], uri: str, param
         if plan.status == "up-to-date":
             outcome = plan.existing
         else:
+            selection = selection_of(plan)  # what the export was made of (plan_exports passed these ids)
             outcome = refused_export(engine, plan, uri, store) or register_planned(
-                engine, plan, uri=uri, backend="earthengine", run_id=run.run_id)
+                engine, plan, uri=uri, backend="earthengine", run_id=run.run_id, used=len(selection.selected),
+                skipped=list(selection.ruled_out))
         run.summary = {item["sensor"]: {"status": outcome.status, "version": outcome.version,
                                         **({"reason": outcome.reason} if outcome.reason else {})}}
     print(outcome.render())
@@ -177,6 +180,8 @@ def soilclay_composites() -> None:
         """Earth Engine backend: per export to start, the operator's kwargs and what to register after it."""
         if params["backend"] != "earthengine":
             raise AirflowSkipException(f"backend={params['backend']}: see build")
+        from soilclay.composites.selection import selection_of
+
         with soilclay_runtime() as (settings, engine):
             bucket, prefix = _gcs_target(settings.store_url)
             planned = []
@@ -186,10 +191,16 @@ def soilclay_composites() -> None:
                           f"{plan.period[0]}..{plan.period[1]})")
                     if plan.status != "todo":
                         continue
+                    selection = selection_of(plan)
+                    if not selection.selected:
+                        print(f"{aoi}/{plan.sensor}: the recipe selects none of the {len(plan.scenes)} scenes "
+                              "(other orbit pass, cloud cover, mode); nothing to export")
+                        continue
                     export = {"recipe": plan.recipe.model_dump(mode="json"), "sensor": plan.sensor,
                               "aoi_geometry": plan.aoi.geometry,
                               "period": [plan.period[0].isoformat(), plan.period[1].isoformat()],
-                              "name": plan.key.removesuffix(".tif"), "bucket": bucket, "prefix": prefix}
+                              "name": plan.key.removesuffix(".tif"), "scene_ids": selection.ids,
+                              "bucket": bucket, "prefix": prefix}
                     planned.append({"aoi": aoi, "sensor": plan.sensor, "name": plan.name,
                                     "refresh": plan.period[1].isoformat(), "export": export})
         if params["dry_run"]:

@@ -31,15 +31,16 @@ from tqdm import tqdm
 
 from soilclay.composites import maths
 from soilclay.composites.grid import TargetGrid
+from soilclay.composites.parity import MASK_BANDS
 from soilclay.composites.recipe import Recipe, S1Recipe, S2Recipe
 from soilclay.composites.scratch import alive
+from soilclay.composites.selection import select_s1, select_s2
 from soilclay.contract import S1_COMPOSITE_BANDS, S2_BANDS, S2_COMPOSITE_BANDS, SceneRef
 from soilclay.errors import BadInputError
 from soilclay.io.raster import nodata_to_nan
 
 log = logging.getLogger(__name__)
 _TEN_M = ("B02", "B03", "B04", "B08")
-_MASK_BANDS = ("B04", "B08", "B11", "B12")
 
 
 Reader = Callable[[str, TargetGrid, Window, str, str], np.ndarray]
@@ -202,14 +203,9 @@ class LocalBackend:
         if params is None:
             raise BadInputError(f"recipe for {recipe.aoi} has no s2 part")
         keys = S2_BANDS + ("SCL",) + (("CLD",) if params.cloud_probability_max is not None else ())
-        candidates, skipped, ruled_out = [], [], []
-        for s in scenes:
-            if s.cloud_cover is not None and s.cloud_cover > params.max_scene_cloud_cover:
-                skipped.append((s.scene_id, f"cloud cover {s.cloud_cover:.0f} % above the recipe's "
-                                            f"{params.max_scene_cloud_cover:.0f} %"))
-                ruled_out.append(s.scene_id)
-            else:
-                candidates.append(s)
+        selection = select_s2(params, scenes)
+        candidates, skipped = list(selection.selected), list(selection.ruled_out)
+        ruled_out = [sid for sid, _ in selection.ruled_out]
         windows = list(grid.tiles(recipe.tile_size))
         clear_tiles: dict[str, set[int]] = {}
 
@@ -246,10 +242,10 @@ class LocalBackend:
         params = recipe.s1
         if params is None:
             raise BadInputError(f"recipe for {recipe.aoi} has no s1 part")
-        candidates, skipped, ruled_out = [], [], []
-        for s in scenes:
-            if params.orbit_pass != "both" and s.orbit_state != params.orbit_pass:
-                continue  # not part of this recipe at all
+        selection = select_s1(params, scenes)  # scenes of the other orbit pass are not part of the recipe
+        candidates, skipped = [], list(selection.ruled_out)
+        ruled_out = [sid for sid, _ in selection.ruled_out]
+        for s in selection.selected:  # the local files' own convention: linear backscatter
             if s.properties.get("s1:scale", "linear") != "linear":
                 skipped.append((s.scene_id, f"backscatter scale {s.properties['s1:scale']!r}, expected 'linear'"))
                 ruled_out.append(s.scene_id)
@@ -313,8 +309,10 @@ def _s2_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], clear_
         clear = maths.s2_clear(scl, params, cld)
         if not clear.any():
             continue
-        b = {k: read(hrefs[k], grid, window, sid, k) for k in _MASK_BANDS}
-        valid = clear & ~np.isnan(b["B04"]) & ~np.isnan(b["B08"]) & ~np.isnan(b["B11"]) & ~np.isnan(b["B12"])
+        b = {k: read(hrefs[k], grid, window, sid, k) for k in MASK_BANDS}
+        valid = clear.copy()
+        for k in MASK_BANDS:  # valid: clear where every band of the rules holds data
+            valid &= ~np.isnan(b[k])
         bare = valid & maths.s2_bare(b["B04"], b["B08"], b["B11"], b["B12"], params)
         valid_count += valid
         bare_count += bare

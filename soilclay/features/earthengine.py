@@ -22,14 +22,14 @@ def ee_feature_image(s2: ee.Image, s1: ee.Image | None = None) -> ee.Image:
     return image if s1 is None else image.addBands(s1.select(list(S1_FEATURES)))
 
 
-def ee_sample_points(image: ee.Image, points: pd.DataFrame, scale: float, *,
-                     crs: str | None = None) -> ee.FeatureCollection:
+def ee_sample_points(image: ee.Image, points: pd.DataFrame, scale: float, *, crs: str) -> ee.FeatureCollection:
     """``image.sampleRegions`` at the points (columns ``sample_id``, ``point_id``, ``lon``, ``lat``
     (EPSG:4326), ``clay``), copying those columns as properties, with ``geometries=True``.
 
-    With ``crs`` the sampling grid is that CRS with pixel edges on multiples of ``scale`` -- the
-    lattice :func:`soilclay.earthengine.exports.export_to_gcs` exports -- so the sampled pixels are
-    the exported ones. Points on masked pixels are dropped by Earth Engine. The points travel inside
+    The sampling grid is always ``crs`` (the composite's grid CRS) with pixel edges on multiples of
+    ``scale`` -- the lattice :func:`soilclay.earthengine.exports.export_to_gcs` exports -- so the sampled
+    pixels are the exported ones and the ones the local path samples (without a projection Earth Engine
+    would sample on another lattice, up to a pixel away). Points on masked pixels are dropped by Earth Engine. The points travel inside
     the request, which suits the hundreds to few thousands of samples per AOI.
     """
     missing = [c for c in ID_COLUMNS if c not in points.columns]
@@ -41,7 +41,7 @@ def ee_sample_points(image: ee.Image, points: pd.DataFrame, scale: float, *,
 
     records = [{"sample_id": int(p.sample_id), "point_id": str(p.point_id), "lon": float(p.lon), "lat": float(p.lat),
                 "clay": float(p.clay)} for p in points.itertuples(index=False)]
-    projection = grid_projection(crs, scale) if crs else None
+    projection = grid_projection(crs, scale)  # refuses a missing or empty CRS
     return image.sampleRegions(collection=point_features(records), properties=list(ID_COLUMNS),
                                scale=scale, projection=projection, geometries=True)
 

@@ -27,7 +27,7 @@ def fake_earth_engine(monkeypatch, bucket: storage.Bucket, workdir: Path, empty:
 
     started: list[tuple[str, str]] = []
 
-    def start(self, recipe, sensor, aoi_geometry, period, name):
+    def start(self, recipe, sensor, aoi_geometry, period, name, scene_ids):
         grid = TargetGrid.for_aoi(aoi_geometry, recipe.grid)
         bands = S2_COMPOSITE_BANDS if sensor == "sentinel-2" else S1_COMPOSITE_BANDS
         data = np.full((len(bands), grid.height, grid.width), np.nan if sensor in empty else 1200.0, np.float32)

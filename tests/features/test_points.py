@@ -292,14 +292,21 @@ def test_ee_sample_regions_expression(ee_api):
     assert len(features) == 2
 
 
-def test_ee_sample_points_without_s1_or_crs(ee_api):
-    encoded = json.loads(ee_sample_points(ee_feature_image(ee.Image("users/x/s2")), POINTS, 20).serialize())
+def test_ee_sample_points_always_on_the_grid(ee_api):
+    """Without S1 the image is the S2 selection; the sampling projection is never left out (Earth Engine
+    would otherwise sample on another lattice): a missing CRS is refused."""
+    encoded = json.loads(ee_sample_points(ee_feature_image(ee.Image("users/x/s2")), POINTS, 20,
+                                          crs="EPSG:32633").serialize())
     _, args = _call(_resolve(encoded["values"], encoded["values"][encoded["result"]]))
-    assert "projection" not in args and _call(args["image"])[0] == "Image.select"
+    assert _call(args["image"])[0] == "Image.select"
+    assert _call(args["projection"])[1]["transform"] == {"constantValue": [20, 0, 0, 0, -20, 0]}
+    for crs in ("", None):
+        with pytest.raises(BadInputError, match="a grid needs a CRS"):
+            ee_sample_points(ee.Image("users/x/s2"), POINTS, 10, crs=crs)
     with pytest.raises(BadInputError, match="missing clay"):
-        ee_sample_points(ee.Image("users/x/s2"), POINTS.drop(columns="clay"), 10)
+        ee_sample_points(ee.Image("users/x/s2"), POINTS.drop(columns="clay"), 10, crs="EPSG:32633")
     with pytest.raises(BadInputError, match="scale must be a positive"):
-        ee_sample_points(ee.Image("users/x/s2"), POINTS, 0)
+        ee_sample_points(ee.Image("users/x/s2"), POINTS, 0, crs="EPSG:32633")
 
 
 def _ee_feature(sample_id: int, with_s1: bool = True) -> dict:

@@ -26,8 +26,8 @@ def started(monkeypatch) -> list[tuple]:
     """Patch :meth:`EarthEngineBackend.start`: no Earth Engine, records its arguments."""
     calls: list[tuple] = []
 
-    def fake_start(self, recipe, sensor, aoi_geometry, period, name):
-        calls.append((self.bucket, self.prefix, recipe, sensor, aoi_geometry, period, name))
+    def fake_start(self, recipe, sensor, aoi_geometry, period, name, scene_ids):
+        calls.append((self.bucket, self.prefix, recipe, sensor, aoi_geometry, period, name, scene_ids))
         return OPERATION, URI
 
     monkeypatch.setattr(earthengine.EarthEngineBackend, "start", fake_start)
@@ -44,7 +44,8 @@ def no_sleep(monkeypatch) -> list[float]:
 def make(**kwargs) -> EarthEngineExportOperator:
     return EarthEngineExportOperator(**{
         "task_id": "export_s2", "recipe": RECIPE, "sensor": "sentinel-2", "aoi_geometry": AOI,
-        "period": ["2023-01-01", "2025-12-31"], "name": "demo-s2", "bucket": "gs://bucket", "prefix": "composites",
+        "period": ["2023-01-01", "2025-12-31"], "name": "demo-s2", "scene_ids": ["S2A_1", "S2B_2"],
+        "bucket": "gs://bucket", "prefix": "composites",
         "conn_id": "ee_conn", "poll_interval": 7.0, "timeout": 900.0, **kwargs})
 
 
@@ -65,8 +66,9 @@ def test_deferrable_execute_defers_to_the_trigger(scripted, started) -> None:
     _, kwargs = deferred.trigger.serialize()
     assert kwargs["operation_name"] == OPERATION and kwargs["conn_id"] == "ee_conn" and kwargs["uri"] == URI
     assert (kwargs["poll_interval"], kwargs["timeout"], kwargs["poll_error_budget"]) == (7.0, 900.0, 5)
-    [(bucket, prefix, recipe, sensor, aoi, period, name)] = started
+    [(bucket, prefix, recipe, sensor, aoi, period, name, scene_ids)] = started
     assert (bucket, prefix, sensor, aoi, name) == ("bucket", "composites", "sentinel-2", AOI, "demo-s2")
+    assert scene_ids == ["S2A_1", "S2B_2"], "the export is made of exactly the planned scenes"
     assert recipe == Recipe.parse(RECIPE) and period == (date(2023, 1, 1), date(2025, 12, 31))
     assert script.calls == []  # the worker does not poll: the triggerer does
 
@@ -86,6 +88,9 @@ def test_waiting_execute_raises_with_the_export_message(scripted, started, no_sl
 def test_bad_period_is_refused_before_anything_starts(scripted, started) -> None:
     with pytest.raises(BadInputError, match="period"):
         make(period=["2023-01-01"]).execute(context={})
+    for bad in ([], "S2A_1"):
+        with pytest.raises(BadInputError, match="scene_ids must be a non-empty list"):
+            make(scene_ids=bad).execute(context={})
     assert started == []
 
 

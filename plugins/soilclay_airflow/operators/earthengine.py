@@ -48,18 +48,21 @@ def _period(period: Sequence[str | date]) -> tuple[date, date]:
 
 class EarthEngineExportOperator(BaseOperator):
     """Export ``sensor``'s composite of ``recipe`` over ``aoi_geometry`` (GeoJSON, EPSG:4326) and
-    ``period`` (``[start, end]`` inclusive ISO dates) to ``gs://bucket/prefix/name.tif``; return that URI.
+    ``period`` (``[start, end]`` inclusive ISO dates), made of exactly the scenes ``scene_ids`` (Earth
+    Engine's ``system:index``, as :func:`soilclay.composites.selection.selection_of` picks them for the
+    plan), to ``gs://bucket/prefix/name.tif``; return that URI.
 
     ``poll_interval``, ``timeout`` (seconds, counted from the start of the export) and
     ``poll_error_budget`` (consecutive transient poll errors retried) apply to both the deferrable
     and the waiting path.
     """
 
-    template_fields: Sequence[str] = ("recipe", "sensor", "aoi_geometry", "period", "name", "bucket", "prefix")
+    template_fields: Sequence[str] = ("recipe", "sensor", "aoi_geometry", "period", "name", "scene_ids", "bucket",
+                                      "prefix")
     ui_color = "#c8e6c9"
 
     def __init__(self, *, recipe: dict, sensor: str, aoi_geometry: dict, period: Sequence[str], name: str,
-                 bucket: str, prefix: str = "", conn_id: str = EarthEngineHook.default_conn_name,
+                 scene_ids: Sequence[str], bucket: str, prefix: str = "", conn_id: str = EarthEngineHook.default_conn_name,
                  deferrable: bool = True, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
                  timeout: float = operations.DEFAULT_WAIT_TIMEOUT_S,
                  poll_error_budget: int = operations.DEFAULT_POLL_ERROR_BUDGET, **kwargs: Any) -> None:
@@ -70,6 +73,7 @@ class EarthEngineExportOperator(BaseOperator):
         self.aoi_geometry = aoi_geometry
         self.period = period
         self.name = name
+        self.scene_ids = scene_ids
         self.bucket = bucket
         self.prefix = prefix
         self.conn_id = conn_id
@@ -82,13 +86,16 @@ class EarthEngineExportOperator(BaseOperator):
         from soilclay.composites.recipe import Recipe
 
         recipe, period = Recipe.parse(self.recipe), _period(self.period)  # bad input fails before any call
+        if isinstance(self.scene_ids, str | bytes) or not self.scene_ids:
+            raise BadInputError(f"scene_ids must be a non-empty list of scene ids, found {self.scene_ids!r}")
         from soilclay.composites.earthengine import EarthEngineBackend  # imports ee: only in the task
 
         backend = EarthEngineBackend(self.bucket, self.prefix)
         hook = EarthEngineHook(conn_id=self.conn_id)
         hook.initialize()
         started_at = time.time()
-        operation, uri = backend.start(recipe, self.sensor, self.aoi_geometry, period, self.name)
+        operation, uri = backend.start(recipe, self.sensor, self.aoi_geometry, period, self.name,
+                                       [str(i) for i in self.scene_ids])
         self.log.info("Earth Engine export %s started -> %s", operation, uri)
         if self.deferrable:
             self.defer(trigger=EarthEngineExportTrigger(operation_name=operation, conn_id=self.conn_id,
