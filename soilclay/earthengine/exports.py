@@ -1,5 +1,6 @@
 """Cloud Storage image exports: the export request (a cloud-optimised GeoTIFF on a fixed pixel
-lattice), finding an export already running under a description, and starting one.
+lattice), finding an export already running under a description to the same destination, and
+starting one.
 
 Resampling: inputs coarser than the export grid (the 20 m Sentinel-2 bands and SCL) are brought to
 it by nearest neighbour, Earth Engine's default when an export reprojects; nothing here asks for
@@ -41,11 +42,14 @@ def export_to_gcs(image: ee.Image, *, bucket: str, prefix: str, description: str
         formatOptions={"cloudOptimized": True, "noData": NODATA})
 
 
-def find_active_export(description: str) -> str | None:
-    """The operation name of a pending or running export named ``description``, else None."""
+def find_active_export(description: str, destination: str) -> str | None:
+    """The operation name of a pending or running export named ``description`` that writes
+    ``destination`` (the gs:// URI of its file, :func:`soilclay.earthengine.assets.cog_uri`), else
+    None. One of that description writing elsewhere is not adopted (see
+    :func:`soilclay.earthengine.operations.active_operation`)."""
     with translated("cannot list Earth Engine operations"):
         operations = ee.data.listOperations() or []
-    return active_operation(operations, description)
+    return active_operation(operations, description, destination)
 
 
 def start_export(task: ee.batch.Task) -> str:

@@ -9,18 +9,25 @@ operator's waiting mode, and the deferrable trigger), so all agree on what they 
   error, a configuration error or a bug fails at once. Classes follow
   :mod:`soilclay.earthengine.errors`.
 
+A third, :func:`active_operation`, decides whether a listed operation is the export a retry would
+start anyway (same description, same destination), so that it can be adopted instead.
+
 This module does not import ``ee`` at module level: Airflow DAG files and the triggerer import it.
 """
 
 from __future__ import annotations
 
+import logging
+import posixpath
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import unquote, urlsplit
 
 from soilclay.earthengine.errors import translate
-from soilclay.errors import FinalExternalError, SoilclayError, TransientExternalError
+from soilclay.errors import BadInputError, FinalExternalError, SoilclayError, TransientExternalError
 
 DEFAULT_WAIT_TIMEOUT_S = 6 * 3600
 DEFAULT_POLL_INTERVAL_S = 30.0
@@ -29,6 +36,15 @@ DEFAULT_POLL_ERROR_BUDGET = 5
 
 ExportState = Literal["running", "succeeded", "failed"]
 _ACTIVE = ("PENDING", "RUNNING", "CANCELLING")
+#: States of an export that may be adopted by a retry (a cancelling one will not write its file).
+_ADOPTABLE = ("PENDING", "RUNNING")
+#: Hosts and path heads under which a ``destinationUris`` entry names ``bucket/path``: Earth Engine
+#: reports Cloud Storage destinations as console links (``https://console.developers.google.com/
+#: storage/browser/<bucket>/<folder>/``); gs:// URIs and storage.googleapis.com links are read too.
+_CONSOLE_HOSTS = ("console.developers.google.com", "console.cloud.google.com")
+_STORAGE_HOSTS = ("storage.googleapis.com", "storage.cloud.google.com")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -107,14 +123,83 @@ def decide_poll_error(exc: BaseException, operation_name: str, consecutive: int 
     return PollErrorDecision(False, exhausted, count)
 
 
-def active_operation(operations: Iterable[Mapping], description: str) -> str | None:
-    """The name of the first pending or running operation named ``description`` in a
-    ``listOperations`` answer, else None."""
+def _gcs_location(uri: str) -> tuple[str, str] | None:
+    """``(bucket, path)`` named by a gs:// URI or a Cloud Storage console/storage link, else None.
+    A path ending in ``/`` (or empty) names a folder."""
+    parts = urlsplit(uri.strip())
+    if parts.scheme == "gs":
+        bucket, path = parts.netloc, parts.path.lstrip("/")
+    elif parts.scheme in ("http", "https") and parts.netloc in _CONSOLE_HOSTS:
+        rest = unquote(parts.path).lstrip("/")
+        if not rest.startswith("storage/browser/"):
+            return None
+        rest = rest.removeprefix("storage/browser/").removeprefix("_details/")
+        bucket, _, path = rest.partition("/")
+    elif parts.scheme in ("http", "https") and parts.netloc in _STORAGE_HOSTS:
+        bucket, _, path = unquote(parts.path).lstrip("/").partition("/")
+    else:
+        return None
+    return (bucket, path) if bucket else None
+
+
+def destination_matches(reported: Iterable[str], expected_uri: str) -> bool | None:
+    """Does an operation whose ``metadata.destinationUris`` is ``reported`` write ``expected_uri``
+    (``gs://bucket/path/name.tif``, see :func:`soilclay.earthengine.assets.cog_uri`)?
+
+    None when nothing is reported (unknown); True when one entry names the expected file, its
+    folder (how Earth Engine reports Cloud Storage exports), its prefix without ``.tif`` or one of
+    its mosaic tiles (``<prefix>-<row>-<col>.tif``); False otherwise, also for entries in a form
+    not understood (adopting the wrong export is worse than starting a second one).
+    """
+    expected = _gcs_location(expected_uri)
+    if expected is None or not expected[1] or expected[1].endswith("/"):
+        raise BadInputError(f"expected the gs:// URI of an export's file, found {expected_uri!r}")
+    reported = [uri for uri in reported if isinstance(uri, str) and uri.strip()]
+    if not reported:
+        return None
+    bucket, path = expected
+    stem = path.removesuffix(".tif")
+    folder = posixpath.dirname(path)
+    tile = re.compile(re.escape(stem) + r"-\d+-\d+\.tif")
+    for uri in reported:
+        location = _gcs_location(uri)
+        if location is None or location[0] != bucket:
+            continue
+        other = location[1]
+        if not other or other.endswith("/"):
+            if other.rstrip("/") == folder:
+                return True
+        elif other in (path, stem) or tile.fullmatch(other):
+            return True
+    return False
+
+
+def active_operation(operations: Iterable[Mapping], description: str, destination: str) -> str | None:
+    """The name of the first pending or running operation of a ``listOperations`` answer that is the
+    export of ``description`` to ``destination`` (the gs:// URI of its file), else None.
+
+    The rule (see :func:`destination_matches`): the description must match, and the operation's
+    ``metadata.destinationUris`` must name the same destination or name none. Earth Engine's
+    OperationMetadata carries ``description``, ``state``, ``type`` and ``destinationUris``; nothing
+    guarantees the URIs are filled in while an export is still pending, and a description from
+    :func:`soilclay.earthengine.assets.export_description` already carries a digest of the full
+    export name, so a description match with no destination reported is adopted. An operation of
+    the same description that reports another destination is not (a warning names both).
+    """
     for op in operations:
         metadata = op.get("metadata") or {}
-        if metadata.get("description") == description and str(metadata.get("state", "")).upper() in (
-                "PENDING", "RUNNING"):
-            return op.get("name")
+        if metadata.get("description") != description:
+            continue
+        if str(metadata.get("state", "")).upper() not in _ADOPTABLE:
+            continue
+        uris = metadata.get("destinationUris") or ()
+        if isinstance(uris, str):
+            uris = (uris,)
+        if destination_matches(uris, destination) is False:
+            log.warning("Earth Engine export %s (description %s) writes to %s, not to %s: not adopting it",
+                        op.get("name"), description, ", ".join(map(str, uris)), destination)
+            continue
+        return op.get("name")
     return None
 
 

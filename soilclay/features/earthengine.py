@@ -29,8 +29,9 @@ def ee_sample_points(image: ee.Image, points: pd.DataFrame, scale: float, *, crs
     The sampling grid is always ``crs`` (the composite's grid CRS) with pixel edges on multiples of
     ``scale`` -- the lattice :func:`soilclay.earthengine.exports.export_to_gcs` exports -- so the sampled
     pixels are the exported ones and the ones the local path samples (without a projection Earth Engine
-    would sample on another lattice, up to a pixel away). Points on masked pixels are dropped by Earth Engine. The points travel inside
-    the request, which suits the hundreds to few thousands of samples per AOI.
+    would sample on another lattice, up to a pixel away). Points on masked pixels are dropped by Earth
+    Engine. The points travel inside the request, which suits the hundreds to few thousands of samples
+    per AOI.
     """
     missing = [c for c in ID_COLUMNS if c not in points.columns]
     if missing:

@@ -36,7 +36,8 @@ def item_to_scene(item: dict, href: str, source: str = "local") -> SceneRef:
         cloud_cover=props.get("eo:cloud_cover"),
         orbit_state=props.get("sat:orbit_state") if item["collection"] == S1_COLLECTION else None,
         footprint=item.get("geometry"),
-        properties={k: props[k] for k in ("s1:scale", "sar:instrument_mode", "sar:polarizations", "proj:code") if k in props},
+        properties={k: props[k] for k in ("s1:scale", "sar:instrument_mode", "sar:polarizations", "proj:code")
+                    if k in props},
     )
 
 

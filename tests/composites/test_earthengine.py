@@ -5,6 +5,7 @@ server (the ``ee_api`` fixture)."""
 
 from __future__ import annotations
 
+import functools
 from datetime import date
 from types import SimpleNamespace
 
@@ -12,9 +13,10 @@ import ee
 import pytest
 
 from soilclay.composites import earthengine as eeb
+from soilclay.composites.parity import MAX_RAW
 from soilclay.composites.recipe import Recipe
 from soilclay.contract import S1_COMPOSITE_BANDS, S2_BANDS, S2_COUNT_BANDS
-from soilclay.earthengine import session
+from soilclay.earthengine import operations, session
 from soilclay.earthengine.geometry import geometry_from_geojson
 from soilclay.errors import BadInputError, FinalExternalError
 from tests.earthengine.offline import (
@@ -29,7 +31,15 @@ from tests.earthengine.offline import (
     value,
 )
 
+
+def scene_id_filters(tree: Expr) -> list[list[str]]:
+    """The id lists of every ``system:index`` in-list filter (``ee.Filter.inList``) of the expression."""
+    return [value(a["leftValue"]) for a in calls(tree, "Filter.listContains")
+            if value(a.get("rightField", {})) == "system:index"]
+
 START, END = date(2020, 1, 1), date(2021, 12, 31)
+#: The planned scenes' ids (``system:index``) an expression is built for.
+SCENE_IDS = ["20200105T101401_20200105T101358_T33UUU", "20200110T101319_20200110T101315_T33UUU"]
 
 
 def recipe(s2: dict | None = None, s1: dict | None = None) -> Recipe:
@@ -38,11 +48,13 @@ def recipe(s2: dict | None = None, s1: dict | None = None) -> Recipe:
 
 
 def s2_tree(**params) -> Expr:
-    return expression(eeb.s2_composite(recipe(s2=params), geometry_from_geojson(AOI), START, END))
+    return expression(eeb.s2_composite(recipe(s2=params), geometry_from_geojson(AOI), START, END,
+                                       scene_ids=SCENE_IDS))
 
 
 def s1_tree(**params) -> Expr:
-    return expression(eeb.s1_composite(recipe(s1=params), geometry_from_geojson(AOI), START, END))
+    return expression(eeb.s1_composite(recipe(s1=params), geometry_from_geojson(AOI), START, END,
+                                       scene_ids=SCENE_IDS))
 
 
 # --------------------------------------------------------------------------- Sentinel-2
@@ -64,8 +76,18 @@ def test_s2_default_recipe_expression(ee_api):
     assert not calls(tree, "Image.lte"), "no SCMaP rule unless scmap_max is set"
     assert len(calls(tree, "Reducer.median")) == 1 and not calls(tree, "Reducer.percentile")
     assert arg_values(tree, "Image.gte", "image2") == [3]
-    # spectra stay in L2A DN (reflectance x 10000) like the local backend's; the only division is the frequency
-    assert len(calls(tree, "Image.divide")) == 1
+    assert scene_id_filters(tree) == [SCENE_IDS], "exactly the planned scenes"
+    # spectra stay in L2A DN (reflectance x 10000) like the local backend's; the only division is the frequency,
+    # of counts cast to float first (Image.divide of two integer images is an integer division)
+    [divide] = calls(tree, "Image.divide")
+    for operand in ("image1", "image2"):
+        assert divide[operand]["functionInvocationValue"]["functionName"] == "Image.toFloat", operand
+    # valid = clear where B4, B8, B11 and B12 hold data: their masks, reduced by min, and-ed with the SCL test
+    assert ["B4", "B8", "B11", "B12"] in arg_values(tree, "Image.select", "bandSelectors")
+    assert len(calls(tree, "Image.mask")) == 1 and len(calls(tree, "Reducer.min")) == 1
+    # exact median up to an explicit maxRaw
+    assert arg_values(tree, "Reducer.median", "maxRaw") == [MAX_RAW]
+    assert not calls(tree, "Image.clip") and not calls(tree, "Image.clipToCollection"), "no clip: the grid's box"
     # counts are 0 (not nodata) where nothing was observed; the frequency is masked where valid_count is 0
     assert arg_values(tree, "Image.unmask", "value") == [0]
     assert arg_values(tree, "Image.gt", "image2") == [0]
@@ -99,10 +121,15 @@ def test_s2_optional_rules_and_statistics(ee_api):
     assert ["B8", "B12"] in arg_values(tree, "Image.normalizedDifference", "bandNames")
     assert arg_values(tree, "Image.lte", "image2") == [0.1]
     assert arg_values(tree, "Reducer.percentile", "percentiles") == [[25]]
+    assert arg_values(tree, "Reducer.percentile", "maxRaw") == [MAX_RAW]
     assert not calls(tree, "Reducer.median")
-    [cloud] = [a for a in calls(tree, "Filter.not")
-               if calls({"x": a["filter"]}, "Filter.greaterThan")]
-    assert field_filters({"x": cloud["filter"]}, "Filter.greaterThan") == [("CLOUDY_PIXEL_PERCENTAGE", 60)]
+    # the scene cloud-cover limit is applied when the scenes are selected (soilclay.composites.selection),
+    # not again in the expression; both collections (scenes and cloud probabilities) hold the planned ids only
+    assert not calls(tree, "Filter.greaterThan") and not calls(tree, "Filter.lessThanOrEquals")
+    assert scene_id_filters(tree) == [SCENE_IDS]
+    filtered = [load for c in calls(tree, "Collection.filter") if calls({"x": c["filter"]}, "Filter.listContains")
+                for load in arg_values({"x": c["collection"]}, "ImageCollection.load", "id")]
+    assert sorted(filtered) == ["COPERNICUS/S2_CLOUD_PROBABILITY", "COPERNICUS/S2_SR_HARMONIZED"]
     [remap] = calls(tree, "Image.remap")
     assert value(remap["from"]) == [4, 5, 7] and value(remap["to"]) == [1, 1, 1]
     assert arg_values(tree, "Image.gte", "image2") == [5]
@@ -115,21 +142,21 @@ def test_s2_mean_statistic(ee_api):
 
 def test_changing_a_threshold_changes_the_expression(ee_api):
     region = geometry_from_geojson(AOI)
-    base = eeb.s2_composite(recipe(), region, START, END).serialize()
-    assert eeb.s2_composite(recipe(), region, START, END).serialize() == base, "deterministic"
+    base = eeb.s2_composite(recipe(), region, START, END, scene_ids=SCENE_IDS).serialize()
+    assert eeb.s2_composite(recipe(), region, START, END, scene_ids=SCENE_IDS).serialize() == base, "deterministic"
     for change in ({"ndvi_max": 0.2}, {"nbr2_max": 0.05}, {"min_bare_count": 4}, {"scl_keep": [4]},
                    {"statistic": "p50"}):
-        assert eeb.s2_composite(recipe(s2=change), region, START, END).serialize() != base, change
-    assert eeb.s2_composite(recipe(), region, START, date(2021, 12, 30)).serialize() != base
+        assert eeb.s2_composite(recipe(s2=change), region, START, END, scene_ids=SCENE_IDS).serialize() != base, change
+    assert eeb.s2_composite(recipe(), region, START, date(2021, 12, 30), scene_ids=SCENE_IDS).serialize() != base
 
 
 def test_s2_refuses_recipe_without_s2_and_reversed_period(ee_api):
     region = geometry_from_geojson(AOI)
     no_s2 = Recipe.parse({"aoi": "demo", "window": {"years": 1}, "grid": {"crs": "EPSG:32633"}, "s2": None})
     with pytest.raises(BadInputError, match="no sentinel-2"):
-        eeb.s2_composite(no_s2, region, START, END)
+        eeb.s2_composite(no_s2, region, START, END, scene_ids=SCENE_IDS)
     with pytest.raises(BadInputError, match="before it starts"):
-        eeb.s2_composite(recipe(), region, END, START)
+        eeb.s2_composite(recipe(), region, END, START, scene_ids=SCENE_IDS)
 
 
 # --------------------------------------------------------------------------- Sentinel-1
@@ -141,13 +168,16 @@ def test_s1_default_expression(ee_api):
     assert arg_values(tree, "DateRange", "end") == ["2022-01-01"]
     equals = field_filters(tree, "Filter.equals")
     assert ("instrumentMode", "IW") in equals and ("resolution_meters", 10) in equals
-    assert not any(field == "orbitProperties_pass" for field, _ in equals), "both passes by default"
+    assert not any(field == "orbitProperties_pass" for field, _ in equals), "the pass is chosen in the selection"
+    assert scene_id_filters(tree) == [SCENE_IDS]
     assert sorted(field_filters(tree, "Filter.listContains")) == [
         ("transmitterReceiverPolarisation", "VH"), ("transmitterReceiverPolarisation", "VV")]
     assert not calls(tree, "Image.focalMean")
-    # ImageCollection.median()/count() serialise as the 'reduce.median'/'reduce.count' algorithms
-    assert len(calls(tree, "reduce.median")) == 1 and not calls(tree, "Reducer.mean")
+    # the median through ImageCollection.reduce with an explicit maxRaw (ImageCollection.median() leaves it
+    # to the server); count() serialises as the 'reduce.count' algorithm
+    assert arg_values(tree, "Reducer.median", "maxRaw") == [MAX_RAW] and not calls(tree, "reduce.median")
     assert len(calls(tree, "reduce.count")) == 1
+    assert not calls(tree, "Image.clip")
     assert arg_values(tree, "Image.unmask", "value") == [0], "count is 0 where no observation"
     assert calls(tree, "Image.subtract")
     assert ["VV_VH"] in arg_values(tree, "Image.rename", "names")
@@ -158,9 +188,16 @@ def test_s1_default_expression(ee_api):
 
 
 @pytest.mark.parametrize("orbit_pass", ["ascending", "descending"])
-def test_s1_orbit_pass_filter(ee_api, orbit_pass):
-    equals = field_filters(s1_tree(orbit_pass=orbit_pass), "Filter.equals")
-    assert ("orbitProperties_pass", orbit_pass.upper()) in equals
+def test_s1_orbit_pass_is_decided_by_the_scene_selection(ee_api, orbit_pass):
+    """The expression composites the ids it is given; the pass was chosen when they were selected."""
+    tree = s1_tree(orbit_pass=orbit_pass)
+    assert not any(field == "orbitProperties_pass" for field, _ in field_filters(tree, "Filter.equals"))
+    assert scene_id_filters(tree) == [SCENE_IDS]
+
+
+def test_an_expression_needs_scene_ids(ee_api):
+    with pytest.raises(BadInputError, match="at least one scene id"):
+        eeb.s2_composite(recipe(), geometry_from_geojson(AOI), START, END, scene_ids=[])
 
 
 def test_s1_boxcar_in_linear_power(ee_api):
@@ -186,46 +223,60 @@ def fake_export(monkeypatch) -> list[dict]:
 
 def test_backend_start(ee_api, fake_export):
     backend = eeb.EarthEngineBackend("gs://soil-bucket/", "/composites/demo/")
-    operation, uri = backend.start(recipe(), "sentinel-2", AOI, (START, END), "demo/s2.abc123")
+    operation, uri = backend.start(recipe(), "sentinel-2", AOI, (START, END), "demo/s2.abc123", SCENE_IDS)
     assert operation == "projects/my-project/operations/TASK1"
     assert uri == "gs://soil-bucket/composites/demo/demo/s2.abc123.tif"
-    [config] = fake_export
-    assert config["description"] == "demo_s2_abc123"
+    config = fake_export[0]
+    # a readable head and a digest of the whole destination (bucket, prefix and name)
+    assert config["description"] == eeb.export_description("soil-bucket/composites/demo/demo/s2.abc123")
+    assert config["description"].startswith("soil-bucket_composites_demo_demo_s2_abc123_")
     assert config["fileExportOptions"]["cloudStorageDestination"] == {
         "bucket": "soil-bucket", "filenamePrefix": "composites/demo/demo/s2.abc123"}
     tree = expression(config["expression"])
     assert arg_values(tree, "ImageCollection.load", "id") == ["COPERNICUS/S2_SR_HARMONIZED"]
+    other_bucket = eeb.EarthEngineBackend("gs://other-bucket/", "/composites/demo/")
+    other_bucket.start(recipe(), "sentinel-2", AOI, (START, END), "demo/s2.abc123", SCENE_IDS)
+    assert fake_export[1]["description"] != config["description"], "another deployment's export is another"
 
 
 def test_backend_start_reuses_a_running_export_of_the_same_name(ee_api, fake_export, monkeypatch):
     """A retry (after a trigger timeout or a lost worker) waits for the export already running."""
-    ops = [{"name": "projects/p/operations/OLD", "metadata": {"description": "demo_s2_abc123", "state": "SUCCEEDED"}},
-           {"name": "projects/p/operations/LIVE", "metadata": {"description": "demo_s2_abc123", "state": "RUNNING"}},
-           {"name": "projects/p/operations/OTHER", "metadata": {"description": "demo_s1_abc123", "state": "RUNNING"}}]
+    here = "https://console.developers.google.com/storage/browser/soil-bucket/composites/demo/"
+    elsewhere = "https://console.developers.google.com/storage/browser/soil-bucket/staging/demo/"
+    desc = eeb.export_description("soil-bucket/composites/demo/s2.abc123")
+    ops = [{"name": "projects/p/operations/OLD", "metadata": {"description": desc, "state": "SUCCEEDED",
+                                                              "destinationUris": [here]}},
+           {"name": "projects/p/operations/LIVE", "metadata": {"description": desc, "state": "RUNNING",
+                                                               "destinationUris": [here]}},
+           {"name": "projects/p/operations/STAGING", "metadata": {"description": desc, "state": "RUNNING",
+                                                                  "destinationUris": [elsewhere]}},
+           {"name": "projects/p/operations/OTHER",
+            "metadata": {"description": eeb.export_description("soil-bucket/composites/demo/s1.abc123"),
+                         "state": "RUNNING", "destinationUris": [here]}}]
     monkeypatch.setattr(ee.data, "listOperations", lambda *a, **k: ops)
     backend = eeb.EarthEngineBackend("soil-bucket", "composites")
-    operation, uri = backend.start(recipe(), "sentinel-2", AOI, (START, END), "demo/s2.abc123")
+    operation, uri = backend.start(recipe(), "sentinel-2", AOI, (START, END), "demo/s2.abc123", SCENE_IDS)
     assert (operation, uri) == ("projects/p/operations/LIVE", "gs://soil-bucket/composites/demo/s2.abc123.tif")
     assert fake_export == []  # nothing new started
     ops[1]["metadata"]["state"] = "FAILED"  # a failed one is not reused: a new export starts
-    assert backend.start(recipe(), "sentinel-2", AOI, (START, END), "demo/s2.abc123")[0].endswith("TASK1")
+    assert backend.start(recipe(), "sentinel-2", AOI, (START, END), "demo/s2.abc123", SCENE_IDS)[0].endswith("TASK1")
 
 
 def test_backend_refuses_bad_requests(ee_api, fake_export):
     backend = eeb.EarthEngineBackend("soil-bucket", "")
     with pytest.raises(BadInputError, match="sensor"):
-        backend.start(recipe(), "landsat", AOI, (START, END), "x")
+        backend.start(recipe(), "landsat", AOI, (START, END), "x", SCENE_IDS)
     no_s1 = Recipe.parse({"aoi": "demo", "window": {"years": 1}, "grid": {"crs": "EPSG:32633"}, "s1": None})
     with pytest.raises(BadInputError, match="no sentinel-1"):
-        backend.start(no_s1, "sentinel-1", AOI, (START, END), "x")
+        backend.start(no_s1, "sentinel-1", AOI, (START, END), "x", SCENE_IDS)
     huge = {"type": "Polygon", "coordinates": [[[11.0, 52.0], [13.0, 52.0], [13.0, 53.0], [11.0, 53.0], [11.0, 52.0]]]}
     with pytest.raises(BadInputError, match="split the AOI"):
-        backend.start(recipe(), "sentinel-2", huge, (START, END), "x")
+        backend.start(recipe(), "sentinel-2", huge, (START, END), "x", SCENE_IDS)
     with pytest.raises(BadInputError, match="bucket"):
         eeb.EarthEngineBackend("gs://", "p")
     assert fake_export == [], "nothing was started"
     # an empty prefix writes at the bucket root
-    assert backend.start(recipe(), "sentinel-1", AOI, (START, END), "s1")[1] == "gs://soil-bucket/s1.tif"
+    assert backend.start(recipe(), "sentinel-1", AOI, (START, END), "s1", SCENE_IDS)[1] == "gs://soil-bucket/s1.tif"
 
 
 def test_backend_bucket_and_prefix_are_normalised():
@@ -247,11 +298,13 @@ def test_backend_build_waits_for_the_export(ee_api, fake_export, monkeypatch):
         return {"name": name, "done": True, "metadata": {"state": "SUCCEEDED"}}
 
     monkeypatch.setattr(ee.data, "getOperation", get_operation)
-    monkeypatch.setattr("soilclay.earthengine.operations.time.sleep", lambda seconds: None)
+    slept: list[float] = []  # wait_for_export's sleep is bound at definition: pass a recording one
+    monkeypatch.setattr(eeb, "wait_for_export", functools.partial(operations.wait_for_export, sleep=slept.append))
     aoi = SimpleNamespace(geometry=AOI)
-    uri = eeb.EarthEngineBackend("soil-bucket", "c").build(recipe(), "sentinel-1", aoi, (START, END), "x")
+    uri = eeb.EarthEngineBackend("soil-bucket", "c").build(recipe(), "sentinel-1", aoi, (START, END), "x", SCENE_IDS)
     assert uri == "gs://soil-bucket/c/x.tif"
     assert polled == ["projects/my-project/operations/TASK1"] * 2
+    assert slept == [operations.DEFAULT_POLL_INTERVAL_S], "one wait between the failed poll and the good one"
 
 
 def test_backend_build_raises_the_export_failure(ee_api, fake_export, monkeypatch):
@@ -259,7 +312,7 @@ def test_backend_build_raises_the_export_failure(ee_api, fake_export, monkeypatc
         "name": name, "done": True, "metadata": {"state": "FAILED"}, "error": {"message": "User memory limit"}})
     with pytest.raises(FinalExternalError, match="User memory limit"):
         eeb.EarthEngineBackend("soil-bucket", "c").build(recipe(), "sentinel-1", SimpleNamespace(geometry=AOI),
-                                                         (START, END), "x")
+                                                         (START, END), "x", SCENE_IDS)
 
 
 def test_from_settings_splits_the_store_url_and_initialises(monkeypatch):

@@ -110,3 +110,16 @@ def test_nothing_is_exported_when_the_recipe_selects_no_scene(exports):
         eeb.EarthEngineBackend("soil-bucket", "c").compute(
             plan("sentinel-1", scenes, recipe(s1={"orbit_pass": "ascending"})))
     assert exports == []
+
+
+def test_max_raw_covers_every_scene_so_the_median_is_never_a_histogram_estimate(ee_api):
+    from soilclay.composites.parity import MAX_RAW
+    from soilclay.earthengine.geometry import geometry_from_geojson
+
+    region = geometry_from_geojson(AOI)
+    few, many = ["a", "b"], [f"s{i:05d}" for i in range(MAX_RAW + 250)]
+    for ids, expected in ((few, MAX_RAW), (many, MAX_RAW + 250)):
+        s2 = expression(eeb.s2_composite(recipe(s2={"statistic": "p75"}), region, *PERIOD, scene_ids=ids))
+        s1 = expression(eeb.s1_composite(recipe(), region, *PERIOD, scene_ids=ids))
+        assert arg_values(s2, "Reducer.percentile", "maxRaw") == [expected]
+        assert arg_values(s1, "Reducer.median", "maxRaw") == [expected]

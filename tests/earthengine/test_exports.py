@@ -92,14 +92,24 @@ def test_start_export_without_an_operation_name_is_transient():
 
 
 def test_find_active_export(ee_api, monkeypatch):
-    listed = [{"name": "projects/p/operations/LIVE", "metadata": {"description": "d", "state": "RUNNING"}}]
+    uri = "gs://soil-bucket/composites/demo/s1_x.tif"
+    here = "https://console.developers.google.com/storage/browser/soil-bucket/composites/demo/"
+    elsewhere = "https://console.developers.google.com/storage/browser/soil-bucket/staging/demo/"
+    listed = [{"name": "projects/p/operations/STAGING",
+               "metadata": {"description": "d", "state": "RUNNING", "destinationUris": [elsewhere]}},
+              {"name": "projects/p/operations/LIVE",
+               "metadata": {"description": "d", "state": "RUNNING", "destinationUris": [here]}}]
     monkeypatch.setattr(ee.data, "listOperations", lambda *a, **k: listed)
-    assert exports.find_active_export("d") == "projects/p/operations/LIVE"
-    assert exports.find_active_export("other") is None
+    assert exports.find_active_export("d", uri) == "projects/p/operations/LIVE"
+    assert exports.find_active_export("other", uri) is None
+    # only the one writing elsewhere is running: it is not adopted
+    assert exports.find_active_export("d", "gs://soil-bucket/composites/other/s1_x.tif") is None
+    del listed[1]
+    assert exports.find_active_export("d", uri) is None
 
     def broken(*a, **k):
         raise ee.EEException("Internal error")
 
     monkeypatch.setattr(ee.data, "listOperations", broken)
     with pytest.raises(TransientExternalError, match="cannot list Earth Engine operations: Internal error"):
-        exports.find_active_export("d")
+        exports.find_active_export("d", uri)

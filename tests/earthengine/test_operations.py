@@ -51,14 +51,81 @@ def test_export_outcome_states():
         ops.export_outcome(["not", "a", "dict"])  # type: ignore[arg-type]
 
 
+URI = "gs://soil-bucket/composites/demo/sentinel-2/demo-sentinel-2-0123456789ab-aaaaaaaaaaaa.tif"
+#: How Earth Engine reports a Cloud Storage export's destination: a console link to its folder.
+HERE = "https://console.developers.google.com/storage/browser/soil-bucket/composites/demo/sentinel-2/"
+ELSEWHERE = "https://console.developers.google.com/storage/browser/soil-bucket/staging/demo/sentinel-2/"
+
+
+def listed_op(name: str, description: str, state: str, uris=None) -> dict:
+    metadata: dict = {"description": description, "state": state, "type": "EXPORT_IMAGE"}
+    if uris is not None:
+        metadata["destinationUris"] = uris
+    return {"name": name, "metadata": metadata}
+
+
 def test_active_operation_picks_a_pending_or_running_one_of_that_description():
-    listed = [{"name": "OLD", "metadata": {"description": "d", "state": "SUCCEEDED"}},
-              {"name": "OTHER", "metadata": {"description": "e", "state": "RUNNING"}},
-              {"name": "LIVE", "metadata": {"description": "d", "state": "pending"}},
+    listed = [listed_op("OLD", "d", "SUCCEEDED", [HERE]),
+              listed_op("OTHER", "e", "RUNNING", [HERE]),
+              listed_op("GOING", "d", "CANCELLING", [HERE]),
+              listed_op("LIVE", "d", "pending", [HERE]),
               {"name": "NOMETA"}]
-    assert ops.active_operation(listed, "d") == "LIVE"
-    assert ops.active_operation(listed, "x") is None
-    assert ops.active_operation([], "d") is None
+    assert ops.active_operation(listed, "d", URI) == "LIVE"
+    assert ops.active_operation(listed, "x", URI) is None
+    assert ops.active_operation([], "d", URI) is None
+
+
+def test_an_operation_of_that_description_writing_elsewhere_is_not_adopted(caplog):
+    listed = [listed_op("STAGING", "d", "RUNNING", [ELSEWHERE])]
+    with caplog.at_level("WARNING", logger="soilclay.earthengine.operations"):
+        assert ops.active_operation(listed, "d", URI) is None
+    [record] = caplog.records
+    assert "STAGING" in record.getMessage() and ELSEWHERE in record.getMessage() and URI in record.getMessage()
+    # the one writing here is adopted even when listed after the other
+    listed.append(listed_op("LIVE", "d", "RUNNING", [HERE]))
+    assert ops.active_operation(listed, "d", URI) == "LIVE"
+    # another bucket, same folder: not the same destination
+    other_bucket = HERE.replace("/soil-bucket/", "/other-bucket/")
+    assert ops.active_operation([listed_op("OB", "d", "RUNNING", [other_bucket])], "d", URI) is None
+
+
+def test_an_operation_reporting_no_destination_yet_is_adopted_on_its_description():
+    for uris in (None, [], [""]):
+        assert ops.active_operation([listed_op("NEW", "d", "PENDING", uris)], "d", URI) == "NEW"
+
+
+@pytest.mark.parametrize(("reported", "expected"), [
+    ([], None),
+    ([HERE], True),
+    ([HERE.rstrip("/") + "/"], True),
+    ([HERE + "?project=p"], True),
+    (["https://console.cloud.google.com/storage/browser/soil-bucket/composites/demo/sentinel-2/"], True),
+    ([URI], True),
+    ([URI.removesuffix(".tif")], True),
+    ([URI.removesuffix(".tif") + "-0000000000-0000008192.tif"], True),
+    (["https://storage.googleapis.com/soil-bucket/composites/demo/sentinel-2/"
+      "demo-sentinel-2-0123456789ab-aaaaaaaaaaaa.tif"], True),
+    ([ELSEWHERE, HERE], True),
+    ([ELSEWHERE], False),
+    (["https://console.developers.google.com/storage/browser/soil-bucket/composites/demo/"], False),
+    (["https://console.developers.google.com/storage/browser/soil-bucket/"], False),
+    ([URI.replace("aaaaaaaaaaaa", "aaaaaaaaaaab")], False),
+    ([URI.removesuffix(".tif") + "-x.tif"], False),
+    (["gs://other-bucket/composites/demo/sentinel-2/demo-sentinel-2-0123456789ab-aaaaaaaaaaaa.tif"], False),
+    (["https://test.com"], False),  # a form not understood is not taken for a match
+])
+def test_destination_matches(reported, expected):
+    assert ops.destination_matches(reported, URI) is expected
+
+
+def test_destination_at_the_bucket_root():
+    root = "gs://soil-bucket/s1.tif"
+    assert ops.destination_matches(["https://console.developers.google.com/storage/browser/soil-bucket/"], root)
+    assert not ops.destination_matches([HERE], root)
+    with pytest.raises(BadInputError, match="gs:// URI"):
+        ops.destination_matches([HERE], "https://soil-bucket/x/")
+    with pytest.raises(BadInputError, match="gs:// URI"):
+        ops.destination_matches([], "gs://soil-bucket/")
 
 
 # --------------------------------------------------------------------------- poll-error decision

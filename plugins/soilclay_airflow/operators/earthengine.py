@@ -62,7 +62,8 @@ class EarthEngineExportOperator(BaseOperator):
     ui_color = "#c8e6c9"
 
     def __init__(self, *, recipe: dict, sensor: str, aoi_geometry: dict, period: Sequence[str], name: str,
-                 scene_ids: Sequence[str], bucket: str, prefix: str = "", conn_id: str = EarthEngineHook.default_conn_name,
+                 scene_ids: Sequence[str], bucket: str, prefix: str = "",
+                 conn_id: str = EarthEngineHook.default_conn_name,
                  deferrable: bool = True, poll_interval: float = DEFAULT_POLL_INTERVAL_S,
                  timeout: float = operations.DEFAULT_WAIT_TIMEOUT_S,
                  poll_error_budget: int = operations.DEFAULT_POLL_ERROR_BUDGET, **kwargs: Any) -> None:
