@@ -16,7 +16,7 @@ ADD_SCENES ?= 6
 # What the Airflow tasks see (paths made absolute by `soilclay airflow up`).
 DEMO_ENV := SOILCLAY_SCENE_ARCHIVE="$(DEMO_DIR)/scenes" SOILCLAY_DEMO_DIR="$(DEMO_DIR)" SOILCLAY_AOIS=$(DEMO_AOI)
 
-.PHONY: setup demo demo-run demo-more-scenes airflow-down test lint clean-demo
+.PHONY: setup demo demo-run demo-more-scenes airflow-down test test-ee-live lint clean-demo
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -65,6 +65,9 @@ airflow-down: setup
 
 test: setup
 	@$(VENV)/pytest $(PYTEST_ARGS)
+
+test-ee-live: setup  ## both composite backends on Earth Engine's own pixels (needs SOILCLAY_EE_PROJECT + credentials)
+	@SOILCLAY_EE_LIVE=1 $(VENV)/pytest -m ee_live tests/composites/test_live_parity.py -s
 
 lint: setup
 	@$(VENV)/ruff check soilclay tests dags plugins benchmarks

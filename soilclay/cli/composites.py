@@ -95,3 +95,52 @@ def list_composites(settings: Settings, aoi_name: str) -> None:
               lambda r: f"{r.sensor:<11} v{r.version:<3} {r.period[0]}..{r.period[1]} {r.scene_count:>4} scenes "
                         f"({r.skipped_count} skipped)  {r.uri}",
               empty=f"no composites for {aoi_name}")
+
+
+def _bbox(value: str) -> dict:
+    try:
+        west, south, east, north = (float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"expected west,south,east,north in degrees, found {value!r}") from None
+    if not (-180 <= west < east <= 180 and -90 <= south < north <= 90):
+        raise click.BadParameter(f"expected west < east and south < north in degrees, found {value!r}")
+    return {"type": "Polygon", "coordinates": [[[west, south], [east, south], [east, north], [west, north],
+                                                [west, south]]]}
+
+
+@composites.command("parity")
+@click.option("--bbox", required=True, help="Small AOI as west,south,east,north (degrees); a few km at most.")
+@click.option("--crs", default="EPSG:32633", show_default=True, help="Grid CRS of the composites.")
+@click.option("--sensor", type=click.Choice(["sentinel-2", "sentinel-1"]), default="sentinel-2", show_default=True)
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), required=True, help="First day of the scenes.")
+@click.option("--end", type=click.DateTime(["%Y-%m-%d"]), required=True, help="Last day of the scenes.")
+@click.option("--recipe", "recipe_file", type=click.Path(path_type=Path), default=None,
+              help="Recipe JSON (sensor parameters; aoi, grid and window are set here).")
+@click.pass_obj
+def parity(settings: Settings, bbox: str, crs: str, sensor: str, start, end, recipe_file: Path | None) -> None:
+    """Compare Earth Engine's composite with the local backend's on Earth Engine's own pixels, band by
+    band against the tolerances of soilclay.composites.parity (needs Earth Engine credentials). Exits 1
+    when parity does not hold."""
+    import tempfile
+    from datetime import UTC, datetime, time, timedelta
+
+    from soilclay.composites.live_parity import run_parity
+    from soilclay.composites.recipe import Recipe
+    from soilclay.contract import COLLECTION_OF
+    from soilclay.earthengine.session import initialize
+    from soilclay.io.jsonfile import read_json_object
+    from soilclay.scenes.earthengine import EarthEngineSceneSource
+
+    data: dict = read_json_object(recipe_file, "recipe") if recipe_file is not None else {}
+    data.update({"aoi": "parity", "grid": {"crs": crs}, "window": {"start": start.date().isoformat(),
+                                                                   "end": end.date().isoformat()}})
+    recipe, aoi = Recipe.parse(data), _bbox(bbox)
+    initialize(settings.ee_project, settings.ee_service_account or None, settings.ee_key_file or None)
+    since = datetime.combine(start.date(), time.min, tzinfo=UTC) - timedelta(seconds=1)
+    scenes = EarthEngineSceneSource().list_scenes(aoi, (COLLECTION_OF[sensor],), since=since)
+    click.echo(f"{len(scenes)} {sensor} scenes listed since {start.date()}; fetching the selected ones")
+    with tempfile.TemporaryDirectory(prefix="soilclay-parity-") as tmp:
+        report = run_parity(recipe, sensor, aoi, (start.date(), end.date()), Path(tmp), scenes=scenes)
+    click.echo(report.render())
+    if not report.ok:
+        raise SystemExit(1)
