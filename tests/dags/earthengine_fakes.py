@@ -14,12 +14,15 @@ from soilclay.io.cog import write_cog
 
 #: The emulator's default bucket (the ``emulator_host`` fixture of tests/dags/conftest.py).
 BUCKET = "soilclay-test"
+#: The scene ids each scripted export was made of, by COG URI.
+EXPORTED_SCENES: dict[str, list[str]] = {}
 
 
 def fake_earth_engine(monkeypatch, bucket: storage.Bucket, workdir: Path, empty: set[str]) -> list[tuple[str, str]]:
     """Script Earth Engine: each export writes a COG of its sensor's bands on the AOI's grid to the bucket,
     every pixel nodata for the sensors in ``empty`` (at the time of the export), valid data otherwise.
-    Returns the (sensor, COG URI) of the exports started, in order."""
+    Returns the (sensor, COG URI) of the exports started, in order; :data:`EXPORTED_SCENES` holds each
+    export's scene ids by URI."""
     from soilclay_airflow.hooks.earthengine import EarthEngineHook
 
     from soilclay.composites.earthengine import EarthEngineBackend
@@ -36,6 +39,7 @@ def fake_earth_engine(monkeypatch, bucket: storage.Bucket, workdir: Path, empty:
         target = object_name(self.prefix, name)
         bucket.blob(f"{target}.tif").upload_from_filename(str(path))  # where Earth Engine writes its COG
         started.append((sensor, cog_uri(self.bucket, target)))
+        EXPORTED_SCENES[started[-1][1]] = list(scene_ids)
         return f"projects/p/operations/OP{len(started)}", started[-1][1]
 
     def get_operation(self, name):

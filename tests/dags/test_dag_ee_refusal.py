@@ -19,7 +19,7 @@ from sqlalchemy import text
 
 from soilclay.testing import record_world_scenes, register_world_aoi
 from tests.airflow_env import DAGS_FOLDER, migrated_metadata_db
-from tests.dags.earthengine_fakes import BUCKET, fake_earth_engine
+from tests.dags.earthengine_fakes import BUCKET, EXPORTED_SCENES, fake_earth_engine
 from tests.dags.test_dag_runs import DagRuns, dag_environment, runs_of
 
 AOI = "demo-ee"
@@ -127,3 +127,12 @@ def test_an_all_nodata_export_is_refused_and_the_previous_version_stays_newest(w
     assert [(c["sensor"], c["uri"]) for c in second_event["created"]] == [("sentinel-1", s1_uri)]
     names = {b.name for b in bucket.list_blobs(prefix=f"{prefix}/composites/")}
     assert names == {u.removeprefix(f"gs://{BUCKET}/") for u in (first_uri, s1_uri)}
+
+    # Each export was made of exactly the recorded scenes of its sensor, and is registered with that count.
+    with engine.connect() as conn:
+        recorded = dict(conn.execute(text(
+            "SELECT s.collection, count(*) FROM soilclay.scenes s JOIN soilclay.aois a USING (aoi_id) "
+            "WHERE a.name = :n GROUP BY s.collection"), {"n": AOI}).all())
+        counts = dict(conn.execute(text("SELECT uri, scene_count FROM soilclay.composites")).all())
+    assert len(EXPORTED_SCENES[s1_uri]) == counts[s1_uri] == recorded["sentinel-1-grd"]
+    assert len(EXPORTED_SCENES[first_uri]) == counts[first_uri] == recorded["sentinel-2-l2a"]
