@@ -35,13 +35,13 @@ from soilclay.composites.parity import BandDifference, compare
 from soilclay.composites.recipe import Recipe
 from soilclay.composites.selection import select_for
 from soilclay.contract import COLLECTION_OF, S1_COMPOSITE_BANDS, S2_BANDS, S2_COMPOSITE_BANDS, SceneRef
+from soilclay.earthengine.assets import EE_S2_BANDS
 from soilclay.errors import BadInputError
 
 #: Written for masked pixels in fetched arrays (all bands are fetched as float32).
 NODATA = -32768.0
 #: Earth Engine's band names of a Sentinel-2 scene as the local archive's asset keys.
-S2_ASSETS = {**dict(zip(S2_BANDS, ("B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B11", "B12"), strict=True)),
-             "SCL": "SCL"}
+S2_ASSETS = {**dict(zip(S2_BANDS, EE_S2_BANDS, strict=True)), "SCL": "SCL"}
 S1_ASSETS = {"vv": "VV", "vh": "VH"}
 
 Fetch = Callable[[Any, TargetGrid], dict[str, np.ndarray]]

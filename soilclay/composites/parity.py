@@ -51,6 +51,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from soilclay.contract import S2_BANDS
+
 #: The bands every bare-soil rule reads: an observation is valid only where all of them hold data.
 MASK_BANDS = ("B04", "B08", "B11", "B12")
 #: The least ``maxRaw`` of Earth Engine's median/percentile reducers (raw values kept per pixel before a
@@ -71,7 +73,7 @@ class Tolerance:
     nodata_share: float = 0.0
 
 
-SPECTRAL = ("B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B11", "B12")
+SPECTRAL = S2_BANDS
 BACKSCATTER = ("VV", "VH", "VV_VH")
 
 #: Where the statistic falls on one observation (a median of an odd count, a percentile on a whole rank,
