@@ -132,23 +132,40 @@ def reduce_probe(stack: np.ndarray, label: str, probe: np.ndarray) -> np.ndarray
 
 
 # ----------------------------------------------------------------------------------- the stacks
+def dense_stack(pixel: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """The (k, size) NaN-padded stack of observations given sparsely (as maths.reduce_observations gets them)."""
+    order = np.argsort(pixel, kind="stable")
+    at = pixel[order]
+    counts = np.bincount(at, minlength=size)
+    rank = np.arange(at.size) - (np.cumsum(counts) - counts)[at]
+    stack = np.full((max(int(counts.max(initial=0)), 1), size), np.nan, np.float32)
+    stack[rank, at] = values[order]
+    return stack
+
+
 @contextmanager
 def captured_stacks() -> Iterator[list[np.ndarray]]:
-    """Record every stack the local backend's tile code hands to maths.reduce_time."""
+    """Record every stack the local backend's tile code reduces: the dense stacks it hands to
+    maths.reduce_time (Sentinel-1) and the sparse observations it hands to maths.reduce_observations
+    (Sentinel-2), the latter as the same dense stack."""
     from soilclay.composites import maths
 
-    original = maths.reduce_time
+    dense, sparse = maths.reduce_time, maths.reduce_observations
     seen: list[np.ndarray] = []
 
     def recording(stack: np.ndarray, statistic: str):
         seen.append(stack.copy())
-        return original(stack, statistic)
+        return dense(stack, statistic)
 
-    maths.reduce_time = recording
+    def recording_sparse(pixel: np.ndarray, values: np.ndarray, size: int, statistic: str):
+        seen.append(dense_stack(pixel, values, size))
+        return sparse(pixel, values, size, statistic)
+
+    maths.reduce_time, maths.reduce_observations = recording, recording_sparse
     try:
         yield seen
     finally:
-        maths.reduce_time = original
+        maths.reduce_time, maths.reduce_observations = dense, sparse
 
 
 def world_setup(world: Path, tile_size: int):

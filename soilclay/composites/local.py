@@ -1,8 +1,8 @@
 """Local backend: the recipe computed with numpy, tile by tile, from a STAC scene archive.
 
 Peak memory depends on the tile size and the number of observations, not on the AOI: a tile
-keeps one bare mask per scene and one band's observations at a time, reduces them, and is
-written out before the next tile starts.
+keeps its bare observations only (a pixel index and one value per band each), reduces them, and
+is written out before the next tile starts.
 Bad scenes (missing asset or file, unreadable or truncated GeoTIFF, unexpected CRS, no clear
 pixel over the AOI) are skipped with a reason naming the Item and asset; the composite is built
 from the rest. Scenes the recipe rules out by their content (cloud cover, backscatter scale, no clear
@@ -294,12 +294,16 @@ def _map_tiles(fill: Callable[[int, Window], dict[str, np.ndarray]], windows: li
 
 def _s2_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], clear_tiles: dict[str, set[int]],
              tile_index: int, grid: TargetGrid, window: Window, params: S2Recipe) -> dict[str, np.ndarray]:
-    """Two passes: masks and counts from SCL and the four rule bands, then one band at a time over the
-    scenes with bare pixels, so at most one band's stack is in memory."""
+    """One pass over the scenes, every band window decoded at most once: SCL (and CLD) for the clear mask,
+    the four rule bands for the valid and bare masks, then, for a scene with bare pixels, the other bands.
+    Only the bare observations are kept (flat pixel index and value per band, compact), and each band's
+    statistic is taken over them (:func:`maths.reduce_observations`): the work follows the observations,
+    not scenes x pixels."""
     h, w = int(window.height), int(window.width)
     valid_count = np.zeros((h, w), np.int32)
     bare_count = np.zeros((h, w), np.int32)
-    bare_scenes: list[tuple[str, dict[str, str], np.ndarray]] = []
+    pixels: list[np.ndarray] = []
+    values: dict[str, list[np.ndarray]] = {band: [] for band in S2_BANDS}
     for scene, hrefs in usable:
         if tile_index not in clear_tiles.get(scene.scene_id, ()):
             continue
@@ -316,17 +320,21 @@ def _s2_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], clear_
         bare = valid & maths.s2_bare(b["B04"], b["B08"], b["B11"], b["B12"], params)
         valid_count += valid
         bare_count += bare
-        if bare.any():
-            bare_scenes.append((sid, hrefs, bare))
-    enough = bare_count >= params.min_bare_count
+        if not bare.any():
+            continue
+        where = np.flatnonzero(bare)
+        pixels.append(where)
+        for band in S2_BANDS:
+            data = b[band] if band in b else read(hrefs[band], grid, window, sid, band)
+            values[band].append(data.ravel()[where])
+    enough = (bare_count >= params.min_bare_count).ravel()
+    at = np.concatenate(pixels) if pixels else np.zeros(0, np.intp)
     out: dict[str, np.ndarray] = {}
     for band in S2_BANDS:
-        stack = np.full((max(len(bare_scenes), 1), h, w), np.nan, np.float32)
-        for k, (sid, hrefs, bare) in enumerate(bare_scenes):
-            values = read(hrefs[band], grid, window, sid, band)
-            stack[k][bare] = values[bare]
-        stat, _ = maths.reduce_time(stack, params.statistic)
-        out[band] = np.where(enough, stat, np.nan)
+        observed = np.concatenate(values[band]) if pixels else np.zeros(0, np.float32)
+        present = ~np.isnan(observed)  # a bare pixel whose band is nodata (a 20 m edge) is no observation of it
+        stat, _ = maths.reduce_observations(at[present], observed[present], h * w, params.statistic)
+        out[band] = np.where(enough, stat, np.nan).reshape(h, w)
     out["bare_count"] = bare_count.astype(np.float32)
     out["valid_count"] = valid_count.astype(np.float32)
     with np.errstate(invalid="ignore", divide="ignore"):

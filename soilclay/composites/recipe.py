@@ -122,7 +122,9 @@ class Recipe(_Spec):
     grid: Grid
     s2: S2Recipe | None = S2Recipe()
     s1: S1Recipe | None = S1Recipe()
-    tile_size: int = Field(256, ge=64, le=4096, description="local backend: pixels per tile side (even)")
+    # 512: the block size of the scenes' COGs (the demo world's, and a common one of public catalogues). A tile
+    # smaller than a block decodes that block once per tile it touches (a 256 tile decoded every 10 m block 4x).
+    tile_size: int = Field(512, ge=64, le=4096, description="local backend: pixels per tile side (even)")
 
     @field_validator("tile_size")
     @classmethod
