@@ -7,7 +7,7 @@ between closest ranks, as numpy.nanmedian/nanpercentile do. Earth Engine's Reduc
 do not document which order statistic they return below maxRaw, and above maxRaw they estimate from a
 histogram (see docs/parity-median.md). This script builds the per-pixel observation stacks the local
 backend reduces, with the backend's own tile code (soilclay.composites.local._s2_tile/_s1_tile, whose
-calls to maths.reduce_time are intercepted; so masks, bare-soil rules, nodata and the dB conversion are
+calls to maths.reduce_observations and maths.reduce_rows are intercepted; so masks, bare-soil rules, nodata and the dB conversion are
 the library's), on ``--tiles`` tiles spread over the demo AOI, and compares, per sensor and band group,
 the median, p25 and p75 under:
 
@@ -145,27 +145,27 @@ def dense_stack(pixel: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
 
 @contextmanager
 def captured_stacks() -> Iterator[list[np.ndarray]]:
-    """Record every stack the local backend's tile code reduces: the dense stacks it hands to
-    maths.reduce_time (Sentinel-1) and the sparse observations it hands to maths.reduce_observations
-    (Sentinel-2), the latter as the same dense stack."""
+    """Record every stack the local backend's tile code reduces, as a dense (T, pixels) stack: the
+    (pixels, T) rows it hands to maths.reduce_rows (Sentinel-1) and the sparse observations it hands to
+    maths.reduce_observations (Sentinel-2)."""
     from soilclay.composites import maths
 
-    dense, sparse = maths.reduce_time, maths.reduce_observations
+    rows_of, sparse = maths.reduce_rows, maths.reduce_observations
     seen: list[np.ndarray] = []
 
-    def recording(stack: np.ndarray, statistic: str):
-        seen.append(stack.copy())
-        return dense(stack, statistic)
+    def recording_rows(ordered: np.ndarray, statistic: str):
+        seen.append(np.ascontiguousarray(ordered.T))  # before reduce_rows sorts the rows in place
+        return rows_of(ordered, statistic)
 
     def recording_sparse(pixel: np.ndarray, values: np.ndarray, size: int, statistic: str):
         seen.append(dense_stack(pixel, values, size))
         return sparse(pixel, values, size, statistic)
 
-    maths.reduce_time, maths.reduce_observations = recording, recording_sparse
+    maths.reduce_rows, maths.reduce_observations = recording_rows, recording_sparse
     try:
         yield seen
     finally:
-        maths.reduce_time, maths.reduce_observations = dense, sparse
+        maths.reduce_rows, maths.reduce_observations = rows_of, sparse
 
 
 def world_setup(world: Path, tile_size: int):

@@ -342,22 +342,33 @@ def _s2_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], clear_
     return out
 
 
+#: Scenes written to the (pixels, scenes) layout at once: 16 float32 values are one 64-byte cache line.
+_CHUNK = 16
+
+
 def _s1_tile(read: Reader, usable: list[tuple[SceneRef, dict[str, str]]], grid: TargetGrid, window: Window,
              params: S1Recipe) -> dict[str, np.ndarray]:
+    """Each scene's VV and VH (dB, optionally speckle-filtered) written straight into (pixels, scenes) rows,
+    a cache line of scenes at a time, then the median per row: no (scenes, pixels) stack to transpose."""
     h, w = int(window.height), int(window.width)
-    halo = params.speckle_size // 2 if params.speckle_filter != "none" else 0
-    padded = Window(window.col_off - halo, window.row_off - halo, w + 2 * halo, h + 2 * halo)
-    stacks: dict[str, list[np.ndarray]] = {"vv": [], "vh": []}
-    for scene, hrefs in usable:
-        for pol in ("vv", "vh"):
-            raw = read(hrefs[pol], grid, padded, scene.scene_id, pol)
-            db = maths.s1_prepare(raw, params)
-            stacks[pol].append(db[halo:halo + h, halo:halo + w])
     if not usable:
         empty = np.full((h, w), np.nan, np.float32)
         return {"VV": empty, "VH": empty, "VV_VH": empty, "count": np.zeros((h, w), np.float32)}
-    vv, count = maths.reduce_time(np.stack(stacks["vv"]), "median")
-    vh, _ = maths.reduce_time(np.stack(stacks["vh"]), "median")
+    halo = params.speckle_size // 2 if params.speckle_filter != "none" else 0
+    padded = Window(window.col_off - halo, window.row_off - halo, w + 2 * halo, h + 2 * halo)
+    rows = {pol: np.empty((h * w, len(usable)), np.float32) for pol in ("vv", "vh")}
+    chunk = {pol: np.empty((_CHUNK, h * w), np.float32) for pol in ("vv", "vh")}
+    for k, (scene, hrefs) in enumerate(usable):
+        for pol in ("vv", "vh"):
+            raw = read(hrefs[pol], grid, padded, scene.scene_id, pol)
+            chunk[pol][k % _CHUNK] = maths.s1_prepare(raw, params)[halo:halo + h, halo:halo + w].ravel()
+        if k % _CHUNK == _CHUNK - 1 or k == len(usable) - 1:
+            first = k - k % _CHUNK
+            for pol in ("vv", "vh"):
+                rows[pol][:, first:k + 1] = chunk[pol][:k + 1 - first].T
+    count = np.count_nonzero(~np.isnan(rows["vv"]), axis=1).reshape(h, w)
+    vv = maths.reduce_rows(rows["vv"], "median").reshape(h, w)
+    vh = maths.reduce_rows(rows["vh"], "median").reshape(h, w)
     return {"VV": vv, "VH": vh, "VV_VH": vv - vh, "count": count.astype(np.float32)}
 
 
