@@ -92,3 +92,12 @@ def test_sparse_observations_reduce_to_exactly_the_dense_statistic(stack, statis
 def test_sparse_reduction_of_nothing():
     value, count = maths.reduce_observations(np.zeros(0, np.intp), np.zeros(0, np.float32), 4, "median")
     assert np.isnan(value).all() and count.tolist() == [0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("statistic", ["median", "p25", "mean"])
+def test_rows_reduce_as_the_stack_does(stack, statistic):
+    """reduce_rows over (pixels, T) rows, as the Sentinel-1 tile lays them out, is reduce_time of the stack."""
+    t, h, w = stack.shape
+    rows = np.ascontiguousarray(stack.reshape(t, -1).T)
+    expected, _ = maths.reduce_time(stack, statistic)
+    np.testing.assert_array_equal(maths.reduce_rows(rows, statistic).reshape(h, w), expected)
