@@ -87,14 +87,23 @@ def reduce_rows(ordered: np.ndarray, statistic: str) -> np.ndarray:
     return np.where(count > 0, value, np.nan).astype(np.float32)
 
 
-def _grouped_sorted(pixel: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values`` ordered by (pixel, value). Whole numbers in 0 .. 2^31 (Sentinel-2 DN) sort as one int64 key
-    ``pixel << 32 | value``, a single pass of numpy's sort; anything else through ``lexsort``."""
-    if values.size and values.min() >= 0 and values.max() < 2**31 and np.array_equal(values, np.floor(values)):
-        key = (pixel.astype(np.int64) << 32) | values.astype(np.int64)
-        key.sort()
-        return (key & 0xFFFFFFFF).astype(np.float32)
-    return values[np.lexsort((values, pixel))]
+def _grouped_sorted(pixel: np.ndarray, values: np.ndarray, size: int) -> np.ndarray:
+    """``values`` ordered by (pixel, value). Whole numbers >= 0 (Sentinel-2 DN) sort as one integer key
+    ``pixel << bits | value``, a single pass of numpy's sort: 32-bit when the pixel index (of ``size``) and
+    the values fit together (a 512 x 512 tile and DN below 16384), else 64-bit; anything else through
+    ``lexsort``."""
+    if not values.size or values.min() < 0 or not np.array_equal(values, np.floor(values)):
+        return values[np.lexsort((values, pixel))]
+    bits = max(int(values.max()), 1).bit_length()
+    if bits + max(size - 1, 1).bit_length() <= 32:
+        key32 = (pixel.astype(np.uint32) << np.uint32(bits)) | values.astype(np.uint32)
+        key32.sort()
+        return (key32 & np.uint32((1 << bits) - 1)).astype(np.float32)
+    if bits > 31:
+        return values[np.lexsort((values, pixel))]
+    key = (pixel.astype(np.int64) << 32) | values.astype(np.int64)
+    key.sort()
+    return (key & 0xFFFFFFFF).astype(np.float32)
 
 
 def reduce_observations(pixel: np.ndarray, values: np.ndarray, size: int, statistic: str
@@ -112,7 +121,7 @@ def reduce_observations(pixel: np.ndarray, values: np.ndarray, size: int, statis
         with np.errstate(invalid="ignore", divide="ignore"):
             sums = np.bincount(pixel, weights=values.astype(np.float64), minlength=size)
             return (sums / count).astype(np.float32), count
-    ordered = _grouped_sorted(pixel, values)
+    ordered = _grouped_sorted(pixel, values, size)
     starts = np.cumsum(count) - count
     pos = q * np.maximum(count - 1, 0)
     lo = np.floor(pos).astype(np.intp)

@@ -73,11 +73,13 @@ def test_s1_to_db_and_nan_aware_boxcar():
 
 
 @pytest.mark.parametrize("statistic", ["median", "p10", "p25", "p90", "mean"])
-@pytest.mark.parametrize("kind", ["whole", "fractional", "negative"])
+@pytest.mark.parametrize("kind", ["whole", "bright", "fractional", "negative"])
 def test_sparse_observations_reduce_to_exactly_the_dense_statistic(stack, statistic, kind):
     """reduce_observations over (pixel, value) pairs in any order gives reduce_time's numbers bit for bit, for
-    whole DN (the int64-key sort), and for fractions or negative values (the lexsort path)."""
-    dense = {"whole": np.round(stack), "fractional": stack + np.float32(0.25), "negative": np.round(stack) - 1500}[kind]
+    whole DN (the 32-bit key sort), bright ones (the 64-bit key), and for fractions or negative values (the
+    lexsort path)."""
+    dense = {"whole": np.round(stack), "bright": np.round(stack) * 10000,  # too many bits for 32: the 64-bit key
+             "fractional": stack + np.float32(0.25), "negative": np.round(stack) - 1500}[kind]
     t, h, w = dense.shape
     scene, row, col = np.nonzero(~np.isnan(dense))
     order = np.random.default_rng(5).permutation(scene.size)  # the order observations come in does not matter
