@@ -7,9 +7,9 @@ between closest ranks, as numpy.nanmedian/nanpercentile do. Earth Engine's Reduc
 do not document which order statistic they return below maxRaw, and above maxRaw they estimate from a
 histogram (see docs/parity-median.md). This script builds the per-pixel observation stacks the local
 backend reduces, with the backend's own tile code (soilclay.composites.local._s2_tile/_s1_tile, whose
-calls to maths.reduce_observations and maths.reduce_rows are intercepted; so masks, bare-soil rules, nodata and the dB conversion are
-the library's), on ``--tiles`` tiles spread over the demo AOI, and compares, per sensor and band group,
-the median, p25 and p75 under:
+calls to maths.reduce_observations and maths.reduce_rows are intercepted; so masks, bare-soil rules,
+nodata and the dB conversion are the library's), on ``--tiles`` tiles spread over the demo AOI, and
+compares, per sensor and band group, the median, p25 and p75 under:
 
   lower      the lower of the two closest ranks, sorted[floor(q*(n-1))]     (numpy method='lower')
   upper      the upper of the two closest ranks, sorted[ceil(q*(n-1))]      (numpy method='higher')

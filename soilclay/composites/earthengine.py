@@ -106,7 +106,7 @@ def s2_composite(recipe: Recipe, region: ee.Geometry, start: date, end: date, *,
     if params is None:
         raise BadInputError(f"recipe for {recipe.aoi} has no sentinel-2 part")
     first, after_last = _date_range(start, end)
-    planned, count = _scene_filter(scene_ids)
+    planned, n_scenes = _scene_filter(scene_ids)
     scenes = ee.ImageCollection(S2_ASSET).filterBounds(region).filterDate(first, after_last).filter(planned)
     if params.cloud_probability_max is not None:
         probabilities = (ee.ImageCollection(S2_CLOUD_PROBABILITY_ASSET)
@@ -143,7 +143,7 @@ def s2_composite(recipe: Recipe, region: ee.Geometry, start: date, end: date, *,
     # Counts are integers: Image.divide of two integer images is an integer division, so cast first.
     bare_frequency = (bare_count.toFloat().divide(valid_count.toFloat()).updateMask(valid_count.gt(0))
                       .rename("bare_frequency"))
-    spectrum = (masked.select(list(S2_BANDS)).reduce(_reducer(params.statistic, count)).rename(list(S2_BANDS))
+    spectrum = (masked.select(list(S2_BANDS)).reduce(_reducer(params.statistic, n_scenes)).rename(list(S2_BANDS))
                 .updateMask(bare_count.gte(params.min_bare_count)))
     image = ee.Image.cat(spectrum, bare_count, valid_count, bare_frequency).toFloat()
     return image.select(list(S2_COMPOSITE_BANDS))
@@ -179,14 +179,14 @@ def s1_composite(recipe: Recipe, region: ee.Geometry, start: date, end: date, *,
     if params is None:
         raise BadInputError(f"recipe for {recipe.aoi} has no sentinel-1 part")
     first, after_last = _date_range(start, end)
-    planned, count = _scene_filter(scene_ids)
+    planned, n_scenes = _scene_filter(scene_ids)
     scenes = (ee.ImageCollection(S1_ASSET).filterBounds(region).filterDate(first, after_last)
               .filter(s1_iw_dual_pol_filter()).filter(planned))
     scenes = scenes.select(["VV", "VH"])
     if params.speckle_filter == "boxcar":
         size = params.speckle_size
         scenes = scenes.map(lambda image: _boxcar_db(ee.Image(image), size))
-    median = scenes.reduce(_reducer("median", count)).rename(["VV", "VH"])
+    median = scenes.reduce(_reducer("median", n_scenes)).rename(["VV", "VH"])
     vv, vh = median.select("VV"), median.select("VH")
     count = scenes.select("VV").count().unmask(0).rename("count")
     image = ee.Image.cat(vv, vh, vv.subtract(vh).rename("VV_VH"), count).toFloat()

@@ -178,4 +178,3 @@ def run_parity(recipe: Recipe, sensor: str, aoi_geometry: dict, period: tuple[da
     statistic = recipe.s2.statistic if sensor == "sentinel-2" and recipe.s2 else "median"
     return ParityReport(sensor, len(selection.selected), grid,
                         compare(local, {b: remote[b] for b in bands}, statistic=statistic))
-

@@ -121,15 +121,15 @@ def reduce_observations(pixel: np.ndarray, values: np.ndarray, size: int, statis
         with np.errstate(invalid="ignore", divide="ignore"):
             sums = np.bincount(pixel, weights=values.astype(np.float64), minlength=size)
             return (sums / count).astype(np.float32), count
+    if values.size == 0:
+        return np.full(size, np.nan, np.float32), count
     ordered = _grouped_sorted(pixel, values, size)
     starts = np.cumsum(count) - count
     pos = q * np.maximum(count - 1, 0)
     lo = np.floor(pos).astype(np.intp)
     hi = np.minimum(lo + 1, np.maximum(count - 1, 0))
     frac = (pos - lo).astype(np.float32)
-    last = max(ordered.size - 1, 0)
-    if ordered.size == 0:
-        return np.full(size, np.nan, np.float32), count
+    last = ordered.size - 1  # pixels without observations index anywhere valid; masked below
     low = ordered[np.minimum(starts + lo, last)]
     high = ordered[np.minimum(starts + hi, last)]
     value = low * (1 - frac) + high * frac

@@ -9,13 +9,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
 
+from soilclay.composites.earthengine import EE_NAME
 from soilclay.contract import S2_BANDS
-from soilclay.earthengine.assets import EE_S2_BANDS, S1_ASSET, S2_ASSET, S2_CLOUD_PROBABILITY_ASSET
+from soilclay.earthengine.assets import S1_ASSET, S2_ASSET, S2_CLOUD_PROBABILITY_ASSET
 from tests.earthengine.evaluator import FLOAT32, INT, SyntheticImage
 
 START, END = date(2020, 1, 1), date(2021, 12, 31)
 H = W = 40
-EE_NAME = dict(zip(S2_BANDS, EE_S2_BANDS, strict=True))
 TWENTY_M = ("B05", "B06", "B07", "B8A", "B11", "B12")
 
 
